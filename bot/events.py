@@ -1,0 +1,117 @@
+"""The channel-neutral language spoken between adapters and the engine.
+
+An adapter turns whatever its platform delivered into one `Incoming`; the engine answers with one `Turn`
+holding a list of `Reply` objects; a renderer turns each `Reply` into Block Kit, an Adaptive Card, terminal
+text or web JSON. Nothing in here knows a platform.
+
+Text conventions inside `Reply.text` (kept tiny so every renderer can honour them):
+- `**bold**` for emphasis,
+- backticks for literal console items (a field name, an error code),
+- plain line breaks.
+Console paths and quoted error messages travel in their own fields so each renderer can format them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Channel = Literal["slack", "teams", "web", "terminal", "replay", "bench", "test"]
+
+Phase = Literal["triage", "clarifying", "checking", "resolving", "escalating", "closed", "off-topic"]
+
+AskingField = Literal["account", "idp", "upns", "groups"]
+
+
+class Incoming(BaseModel):
+    """One user turn, normalised."""
+
+    channel: Channel
+    # Channel-scoped and stable for the life of a thread/DM/web session: the store key.
+    conversation_id: str
+    user_id: str | None = None
+    # Exactly one of text/choice is normally set; a button click carries `choice` (the choice id).
+    text: str | None = None
+    choice: str | None = None
+    # True for DMs, mentions, slash commands, web and terminal: the user addressed the bot and gets an
+    # answer even when the text is off-topic. False for ambient helpdesk-channel messages: the bot speaks
+    # only when it is confident the message is a SCIM provisioning problem, or when it already owns the
+    # thread.
+    directed: bool = True
+
+
+class Choice(BaseModel):
+    id: str
+    label: str
+    style: Literal["primary", "danger"] | None = None
+
+
+ReplyKind = Literal[
+    "greeting",  # welcome / help text
+    "clarify",  # which symptom do you mean?
+    "question",  # a playbook check or a ticket-field question
+    "resolution",  # the steps that fix a cause
+    "ticket",  # the prefilled support ticket
+    "info",  # acknowledgement, notes, re-asks
+    "off-topic",  # polite pointer away
+    "closing",  # feedback question / goodbye
+]
+
+
+class Step(BaseModel):
+    text: str
+    path: str | None = None
+
+
+class TicketStep(BaseModel):
+    check: str
+    answer: str
+
+
+class Ticket(BaseModel):
+    """The support ticket prefilled from the conversation (see bot/ticket.py for how it is built)."""
+
+    account: str | None = None
+    idp: str | None = None
+    upns: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    symptom: str | None = None
+    symptom_title: str | None = None
+    cause: str | None = None
+    cause_title: str | None = None
+    steps: list[TicketStep] = Field(default_factory=list)
+    ruled_out: list[str] = Field(default_factory=list)
+    resolution_tried: list[str] = Field(default_factory=list)
+    transcript: list[str] = Field(default_factory=list)
+    body: str = ""  # Markdown, ready to paste into the Cato support form
+
+
+class Reply(BaseModel):
+    kind: ReplyKind
+    text: str
+    title: str | None = None
+    # A console path in the playbook's `A > B > C` form, shown formatted by each renderer.
+    path: str | None = None
+    # An exact message the admin should look for (error text), shown quoted.
+    quote: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+    choices: list[Choice] = Field(default_factory=list)
+    ticket: Ticket | None = None
+
+
+class Turn(BaseModel):
+    """Everything the engine says after one incoming message, plus where the conversation now stands."""
+
+    conversation_id: str
+    replies: list[Reply] = Field(default_factory=list)
+    phase: Phase
+    symptom: str | None = None
+    probing: str | None = None
+    cause: str | None = None
+    asking: AskingField | None = None
+    ticket: Ticket | None = None
+    # True when the bot decided to say nothing (ambient, not a SCIM problem): adapters post nothing.
+    silent: bool = False
+    # True when this turn started a new conversation (adapters may want to thread or greet differently).
+    started: bool = False
