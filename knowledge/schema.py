@@ -58,7 +58,9 @@ class Variant(Strict):
 class Answer(Strict):
     id: Id
     label: Text
-    # Lets the engine apply the generic yes/no/unsure lexicon on top of this answer's own phrasings.
+    # How this answer reads as a reply to the question exactly as asked ("Does it show an error?" ->
+    # the error answer is `yes`), so the generic yes/no/unsure lexicon maps "yep"/"nope" onto it.
+    # `other` answers (either/or questions) are matched only by their label and `says`.
     kind: Literal["yes", "no", "unsure", "other"]
     # Free-text phrasings that mean this answer, beyond the lexicon for its kind.
     says: list[Text] = Field(default_factory=list)

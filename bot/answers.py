@@ -1,0 +1,166 @@
+"""Understanding free-text replies: which answer of the pending check, which command, which IdP.
+
+Button clicks carry an id and need none of this; people typing "nope, looks fine" or "it says 401" do.
+Scores are ordered so that specific evidence beats generic polarity: an answer's own label, then its
+`says`/`report_cues` phrases (longest wins, so "no sdp licence events" beats "sdp licence"), then the
+lexicon's yes/no/unsure words, which only count at the start of the reply (mid-sentence "no" is too often
+part of something else).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from bot.text import normalize
+from knowledge.schema import Answer, Bundle, Check
+
+LABEL = 100
+PHRASE = 50
+PHRASE_FUZZY = 40
+LEXICON_START = 30
+LEXICON_ANYWHERE = 25
+AMBIGUITY_MARGIN = 3
+
+
+def _norm_list(items: list[str]) -> list[str]:
+    out = []
+    for item in items:
+        n = normalize(item)
+        if n:
+            out.append(n)
+    return sorted(set(out), key=len, reverse=True)
+
+
+def _word_re(phrase: str) -> re.Pattern[str]:
+    # Word boundaries on the alphanumeric ends only, so "401" and "e-mail" match inside sentences.
+    left = r"(?<![a-z0-9])" if phrase[:1].isalnum() else ""
+    right = r"(?![a-z0-9])" if phrase[-1:].isalnum() else ""
+    return re.compile(left + re.escape(phrase) + right)
+
+
+@dataclass(frozen=True)
+class Match:
+    answer: Answer
+    score: float
+
+
+class _Phrases:
+    """A set of normalised phrases matched whole-word, longest first, with a fuzzy fallback."""
+
+    def __init__(self, phrases: list[str]):
+        self.phrases = _norm_list(phrases)
+        self.patterns = [(p, _word_re(p)) for p in self.phrases]
+
+    def best(self, text: str, fuzzy: bool = True) -> float:
+        for phrase, rx in self.patterns:
+            if rx.search(text):
+                return PHRASE + len(phrase)
+        if fuzzy:
+            best = 0.0
+            for phrase in self.phrases:
+                if len(phrase) >= 8 and len(text) >= len(phrase) - 2:
+                    if fuzz.partial_ratio(phrase, text, score_cutoff=90):
+                        best = max(best, PHRASE_FUZZY + len(phrase))
+            return best
+        return 0.0
+
+    def starts(self, text: str) -> float:
+        for phrase, rx in self.patterns:
+            m = rx.search(text)
+            if m and m.start() == 0:
+                return LEXICON_START + len(phrase)
+            if m and " " in phrase:
+                return LEXICON_ANYWHERE + len(phrase)
+        return 0.0
+
+
+class AnswerMatcher:
+    def __init__(self, bundle: Bundle):
+        lex = bundle.lexicon
+        self.kind_words = {"yes": _Phrases(lex.yes), "no": _Phrases(lex.no), "unsure": _Phrases(lex.unsure)}
+        self.skip = _Phrases(lex.skip)
+        self.commands = {name: _norm_list(words) for name, words in lex.commands.items()}
+        self._answers: dict[tuple[str, str], _Phrases] = {}
+        self._labels: dict[tuple[str, str], str] = {}
+        for check in bundle.pack.checks:
+            for ans in check.answers:
+                self._answers[(check.id, ans.id)] = _Phrases(ans.says + ans.report_cues)
+                self._labels[(check.id, ans.id)] = normalize(ans.label)
+        self._cues = {
+            (check.id, ans.id): _Phrases(ans.report_cues) for check in bundle.pack.checks for ans in check.answers
+        }
+
+    # -- answers to a check --------------------------------------------------------------------
+
+    def match(self, check: Check, text: str) -> Answer | None:
+        """The answer the reply means, or None when unclear or torn between two answers."""
+        t = normalize(text)
+        if not t:
+            return None
+        scored: list[Match] = []
+        for ans in check.answers:
+            key = (check.id, ans.id)
+            score = 0.0
+            label = self._labels[key]
+            if label and (t == label or fuzz.ratio(label, t, score_cutoff=88)):
+                score = LABEL
+            score = max(score, self._answers[key].best(t))
+            if ans.kind in self.kind_words:
+                score = max(score, self.kind_words[ans.kind].starts(t))
+            if score:
+                scored.append(Match(ans, score))
+        if not scored:
+            return None
+        scored.sort(key=lambda m: m.score, reverse=True)
+        if len(scored) > 1 and scored[0].score - scored[1].score < AMBIGUITY_MARGIN:
+            return None
+        return scored[0].answer
+
+    def from_report(self, check: Check, text: str) -> Answer | None:
+        """An answer the opening report already gives (only `report_cues`, never bare yes/no)."""
+        t = normalize(text)
+        best: tuple[float, Answer] | None = None
+        tie = False
+        for ans in check.answers:
+            score = self._cues[(check.id, ans.id)].best(t, fuzzy=True)
+            if not score:
+                continue
+            if best is None or score > best[0]:
+                tie = best is not None and score - best[0] < AMBIGUITY_MARGIN
+                best = (score, ans)
+            elif best[0] - score < AMBIGUITY_MARGIN:
+                tie = True
+        return None if best is None or tie else best[1]
+
+    # -- generic replies -----------------------------------------------------------------------
+
+    def polarity(self, text: str) -> str | None:
+        """'yes' / 'no' / 'unsure' for a yes-no question such as "did that fix it?"."""
+        t = normalize(text)
+        scores = {kind: words.starts(t) for kind, words in self.kind_words.items()}
+        kind, score = max(scores.items(), key=lambda kv: kv[1])
+        if not score:
+            return None
+        others = sorted(scores.values(), reverse=True)
+        if others[1] and others[0] - others[1] < AMBIGUITY_MARGIN:
+            return None
+        return kind
+
+    def command(self, text: str) -> str | None:
+        """A conversation command, recognised only in short replies that are (nearly) just the command —
+        a report mentioning "contact support" must not be taken as "talk to a human"."""
+        t = normalize(text).strip(" .!?")
+        if not t or len(t.split()) > 5:
+            return None
+        for name, phrases in self.commands.items():
+            for phrase in phrases:
+                if t == phrase or t in (f"please {phrase}", f"{phrase} please") or fuzz.ratio(t, phrase, score_cutoff=90):
+                    return name
+        return None
+
+    def is_skip(self, text: str) -> bool:
+        t = normalize(text).strip(" .!?")
+        return bool(t) and any(t == p for p in self.skip.phrases)

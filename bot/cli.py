@@ -1,0 +1,169 @@
+"""`scim-help` command line. Each subcommand lives in its own small function; heavy imports are deferred so
+`scim-help kb check` does not pay for slack-bolt and botbuilder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+def _load_bundle(path: str | None):
+    from knowledge.loader import KnowledgeError, load_pack
+
+    try:
+        return load_pack(path)
+    except KnowledgeError as exc:
+        print(f"knowledge pack is invalid ({len(exc.issues)} problem(s)):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _pack_path(args: argparse.Namespace) -> str | None:
+    if getattr(args, "knowledge", None):
+        return args.knowledge
+    from bot.settings import knowledge_path_from_env
+
+    return knowledge_path_from_env()
+
+
+# ---- kb --------------------------------------------------------------------------------------------
+
+
+def cmd_kb_check(args: argparse.Namespace) -> int:
+    bundle = _load_bundle(args.path or _pack_path(args))
+    p = bundle.pack
+    answers = sum(len(c.answers) for c in p.checks)
+    sigs = sum(len(c.signatures) for c in p.causes)
+    print(
+        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.checks)} checks ({answers} answers), "
+        f"{len(p.causes)} causes ({sigs} signatures), {len(p.idps)} IdPs, "
+        f"{sum(len(m.examples) for m in bundle.classifier.symptoms.values())} classifier examples"
+    )
+    return 0
+
+
+def cmd_kb_graph(args: argparse.Namespace) -> int:
+    from knowledge.graph import mermaid
+
+    print(mermaid(_load_bundle(_pack_path(args))))
+    return 0
+
+
+# ---- classify --------------------------------------------------------------------------------------
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from bot.classify import Classifier
+
+    bundle = _load_bundle(_pack_path(args))
+    clf = Classifier(bundle)
+    if args.text:
+        result = clf.classify(" ".join(args.text))
+        print(clf.explain(result))
+        return 0
+    # JSON Lines contract: exactly one output line per input line, in order, flushed as we go.
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            text = item["text"] if isinstance(item, dict) else None
+            if not isinstance(text, str):
+                raise ValueError('expected an object with a string "text"')
+        except (ValueError, KeyError) as exc:
+            print(f"line {lineno}: {exc}", file=sys.stderr)
+            out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "error": str(exc)}
+        else:
+            out = clf.classify(text).to_json()
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+# ---- conversation ------------------------------------------------------------------------------------
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.terminal import run_chat
+
+    return run_chat(args)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from bot.terminal import run_replay
+
+    return run_replay(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server import run_server
+
+    return run_server(args)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from bot.settings import print_config
+
+    return print_config()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from bot.stats import run_stats
+
+    return run_stats(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scim-help", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--knowledge", help="knowledge pack manifest (default: SCIM_HELP_KNOWLEDGE or the shipped pack)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kb = sub.add_parser("kb", help="validate or draw the knowledge pack")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    check = kb_sub.add_parser("check", help="validate a pack; prints file:line: path: problem for each error")
+    check.add_argument("path", nargs="?", help="pack manifest (default: the configured pack)")
+    check.set_defaults(func=cmd_kb_check)
+    graph = kb_sub.add_parser("graph", help="print the decision graph as a Mermaid flowchart")
+    graph.set_defaults(func=cmd_kb_graph)
+
+    cls = sub.add_parser("classify", help="classify text (argument: readable; none: JSON Lines on stdin)")
+    cls.add_argument("text", nargs="*")
+    cls.set_defaults(func=cmd_classify)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument("--conversation", help="conversation id to resume (default: a new one)")
+    chat.set_defaults(func=cmd_chat)
+
+    replay = sub.add_parser("replay", help="JSON Lines turns on stdin -> one JSON line per turn on stdout")
+    replay.add_argument("--conversation", help="conversation id (default: a new one)")
+    replay.set_defaults(func=cmd_replay)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (web chat, Slack, Teams, health, metrics)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config.set_defaults(func=cmd_config)
+
+    stats = sub.add_parser("stats", help="outcomes per symptom and cause, read from the store")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(func=cmd_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Wiring: settings -> knowledge pack -> classifier -> store -> engine, shared by every channel.
+
+Adapters call `Runtime.handle()` rather than the engine directly, so timing, metrics and error handling
+happen in one place for Slack, Teams, the web chat and the terminal alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from bot.classify import Classifier
+from bot.engine import Engine
+from bot.events import Incoming, Turn
+from bot.settings import Settings, load_settings
+from bot.store import Store, open_store
+from knowledge.loader import load_pack
+from knowledge.schema import Bundle
+
+# Called after every turn with (message, turn or None on error, seconds, error or None).
+Observer = Callable[[Incoming, "Turn | None", float, "BaseException | None"], None]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    bundle: Bundle
+    classifier: Classifier
+    store: Store
+    engine: Engine
+    observers: list[Observer] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: Settings | None = None, store: Store | None = None) -> "Runtime":
+        settings = settings or load_settings()
+        bundle = load_pack(settings.knowledge)
+        classifier = Classifier(bundle)
+        store = store or open_store(settings)
+        engine = Engine(bundle, classifier, store, ttl=settings.conversation_ttl, support_url=settings.support_url)
+        return cls(settings, bundle, classifier, store, engine)
+
+    async def handle(self, msg: Incoming) -> Turn:
+        start = time.perf_counter()
+        try:
+            turn = await self.engine.handle(msg)
+        except BaseException as exc:
+            self._notify(msg, None, time.perf_counter() - start, exc)
+            raise
+        self._notify(msg, turn, time.perf_counter() - start, None)
+        return turn
+
+    def _notify(self, msg: Incoming, turn: Turn | None, seconds: float, error: BaseException | None) -> None:
+        for observer in self.observers:
+            observer(msg, turn, seconds, error)
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -1,0 +1,152 @@
+"""All configuration, from the environment and an optional `.env` file (pydantic-settings).
+
+Names follow each platform's conventions (`SLACK_BOT_TOKEN`, `MicrosoftAppId`) and `SCIM_HELP_*` for our
+own. An invalid value stops the start with a message naming the setting; `scim-help config` prints the
+effective values with secrets masked. `.env.example` documents every setting and is checked against this
+file by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "scim-help"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    # -- core ------------------------------------------------------------------------------------
+    knowledge: Path | None = Field(None, validation_alias="SCIM_HELP_KNOWLEDGE")
+    data_dir: Path = Field(default_factory=_default_data_dir, validation_alias="SCIM_HELP_DATA_DIR")
+    store: Literal["sqlite", "redis"] = Field("sqlite", validation_alias="SCIM_HELP_STORE")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="SCIM_HELP_REDIS_URL")
+    conversation_ttl: int = Field(24 * 3600, ge=60, validation_alias="SCIM_HELP_CONVERSATION_TTL")
+    support_url: str | None = Field(None, validation_alias="SCIM_HELP_SUPPORT_URL")
+
+    # -- server ----------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", validation_alias="SCIM_HELP_HOST")
+    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "SCIM_HELP_PORT"))
+    web_chat: bool = Field(True, validation_alias="SCIM_HELP_WEB_CHAT")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="SCIM_HELP_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="SCIM_HELP_LOG_LEVEL")
+
+    # -- Slack -----------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_mode: Literal["http", "socket"] = Field("http", validation_alias="SCIM_HELP_SLACK_MODE")
+    slack_api_url: str | None = Field(None, validation_alias="SCIM_HELP_SLACK_API_URL")
+    slack_channels: str = Field("", validation_alias="SCIM_HELP_SLACK_CHANNELS")
+    escalation_channel: str | None = Field(None, validation_alias="SCIM_HELP_ESCALATION_CHANNEL")
+
+    # -- Microsoft Teams ---------------------------------------------------------------------------
+    microsoft_app_id: str | None = Field(None, validation_alias="MicrosoftAppId")
+    microsoft_app_password: SecretStr | None = Field(None, validation_alias="MicrosoftAppPassword")
+    microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
+        "MultiTenant", validation_alias="MicrosoftAppType"
+    )
+    microsoft_app_tenant_id: str | None = Field(None, validation_alias="MicrosoftAppTenantId")
+    teams_escalation_channel: str | None = Field(None, validation_alias="SCIM_HELP_TEAMS_ESCALATION_CHANNEL")
+
+    @field_validator("slack_api_url", "support_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _slack_complete(self) -> "Settings":
+        if self.slack_bot_token and self.slack_mode == "http" and not self.slack_signing_secret:
+            raise ValueError("SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set in http mode")
+        if self.slack_mode == "socket" and self.slack_bot_token and not self.slack_app_token:
+            raise ValueError("SLACK_APP_TOKEN is required when SCIM_HELP_SLACK_MODE=socket")
+        if self.microsoft_app_id and self.microsoft_app_type != "UserAssignedMSI" and not self.microsoft_app_password:
+            raise ValueError("MicrosoftAppPassword is required when MicrosoftAppId is set")
+        if self.microsoft_app_type == "SingleTenant" and self.microsoft_app_id and not self.microsoft_app_tenant_id:
+            raise ValueError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
+        return self
+
+    @property
+    def slack_channel_ids(self) -> set[str]:
+        return {c.strip() for c in self.slack_channels.split(",") if c.strip()}
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def teams_enabled(self) -> bool:
+        # Without an app id Teams still runs (unauthenticated, for the Bot Framework Emulator): it is
+        # always mounted; `serve` warns loudly when it is open.
+        return True
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "scim-help.sqlite3"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; raises SettingsError with a readable message naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "configuration"
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+class SettingsError(Exception):
+    pass
+
+
+def knowledge_path_from_env() -> str | None:
+    # The CLI's pack lookup must not fail on unrelated invalid settings (e.g. `kb check` on a laptop).
+    return os.environ.get("SCIM_HELP_KNOWLEDGE") or None
+
+
+def masked(settings: Settings) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        key = alias.choices[0] if isinstance(alias, AliasChoices) else (alias or name)
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = "********" if value.get_secret_value() else ""
+        elif isinstance(value, Path):
+            value = str(value)
+        elif name == "redis_url" and isinstance(value, str) and "@" in value:
+            scheme, rest = value.split("://", 1)
+            value = f"{scheme}://********@{rest.split('@', 1)[1]}"
+        out[str(key)] = value
+    return out
+
+
+def print_config() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for key, value in masked(settings).items():
+        print(f"{key}={'' if value is None else value}")
+    return 0

@@ -1,0 +1,185 @@
+"""SQLite store: the embedded default. One file under SCIM_HELP_DATA_DIR, created on first use.
+
+All database work runs on one dedicated thread (sqlite3 connections are not shareable across threads, and
+a busy database must never block the event loop). WAL mode lets several server processes share the file;
+conversation locks are lease rows, so a process that dies holding one frees it when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from bot.store.base import Store, StoreUnavailable
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+"""
+
+LEASE_SECONDS = 30.0
+
+
+class SQLiteStore(Store):
+    name = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._local_locks: dict[str, asyncio.Lock] = {}
+        self._owner = uuid.uuid4().hex
+        self._writes = 0
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connect())
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    # -- conversations -----------------------------------------------------------------------------
+
+    async def load(self, key: str) -> str | None:
+        def q(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT data, expires_at FROM conversations WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            if row[1] < time.time():
+                c.execute("DELETE FROM conversations WHERE key=? AND expires_at<?", (key, time.time()))
+                return None
+            return row[0]
+
+        return await self._run(q)
+
+    async def save(self, key: str, data: str, ttl: int) -> None:
+        self._writes += 1
+        purge = self._writes % 500 == 0  # expired rows are removed now and then, not on every write
+
+        def q(c: sqlite3.Connection) -> None:
+            now = time.time()
+            c.execute(
+                "INSERT INTO conversations(key, data, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET data=excluded.data, expires_at=excluded.expires_at",
+                (key, data, now + ttl),
+            )
+            if purge:
+                c.execute("DELETE FROM conversations WHERE expires_at<?", (now,))
+                c.execute("DELETE FROM claims WHERE expires_at<?", (now,))
+
+        await self._run(q)
+
+    async def delete(self, key: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM conversations WHERE key=?", (key,)))
+
+    # -- locking -----------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        local = self._local_locks.setdefault(key, asyncio.Lock())
+        deadline = time.monotonic() + timeout
+        await asyncio.wait_for(local.acquire(), timeout)
+        try:
+            delay = 0.002
+            while not await self._try_lease(key):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"conversation lock busy: {key}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            try:
+                yield
+            finally:
+                await self._run(lambda c: c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)))
+        finally:
+            local.release()
+            if not local.locked() and not getattr(local, "_waiters", None):
+                self._local_locks.pop(key, None)
+
+    async def _try_lease(self, key: str) -> bool:
+        def q(c: sqlite3.Connection) -> bool:
+            now = time.time()
+            cur = c.execute(
+                "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
+                "WHERE locks.expires_at < ?",
+                (key, self._owner, now + LEASE_SECONDS, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        def q(c: sqlite3.Connection) -> bool:
+            now = time.time()
+            cur = c.execute(
+                "INSERT INTO claims(key, expires_at) VALUES (?,?) "
+                "ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE claims.expires_at < ?",
+                (key, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+    # -- records -----------------------------------------------------------------------------------
+
+    async def put_record(self, kind: str, key: str, data: str) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO records(kind, key, data) VALUES (?,?,?) "
+                "ON CONFLICT(kind, key) DO UPDATE SET data=excluded.data",
+                (kind, key, data),
+            )
+        )
+
+    async def get_record(self, kind: str, key: str) -> str | None:
+        def q(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT data FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
+            return row[0] if row else None
+
+        return await self._run(q)
+
+    async def records(self, kind: str) -> dict[str, str]:
+        def q(c: sqlite3.Connection) -> dict[str, Any]:
+            return dict(c.execute("SELECT key, data FROM records WHERE kind=?", (kind,)).fetchall())
+
+        return await self._run(q)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
+        except StoreUnavailable:
+            return False
+
+    async def close(self) -> None:
+        def q() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, q)
+        self._executor.shutdown(wait=True)
