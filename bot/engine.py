@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -150,9 +151,10 @@ class Engine:
             self._on_text(ctx, text)
         else:
             self._help(ctx, greeting=True)
+        # Commands such as "start over" replace the state: always keep what the context ends with.
         for r in ctx.replies:
-            self._say_bot(state, r)
-        return self._result(ctx), state
+            self._say_bot(ctx.state, r)
+        return self._result(ctx), ctx.state
 
     def _result(self, ctx: _Ctx) -> Turn:
         s = ctx.state
@@ -343,7 +345,7 @@ class Engine:
         s = ctx.state
         hit = classification.signature if classification else self.clf.match_signature(report)
         noted = []
-        if hit and (sym.id, hit.cause) in self._confirming:
+        if hit and (sym.id, hit.cause) in self._confirming and not _negated(report, hit.text):
             check, answer = self._confirming[(sym.id, hit.cause)]
             if not s.finding_for(check.id):
                 self._record(s, check, answer, "signature", hit.text)
@@ -470,14 +472,17 @@ class Engine:
         check = self._checks[s.pending.id]  # type: ignore[union-attr,index]
         self._harvest(s, text)
         hit = self.clf.match_signature(text)
-        if hit:
-            target = self._confirming.get((s.symptom or "", hit.cause))
-            if target:
-                self._record(s, target[0], target[1], "signature", text)
-                ctx.replies.append(Reply(kind="info", text=f"That message is {hit.source}'s \u201c{_clip(hit.text, 90)}\u201d."))
-                self._advance(ctx)
-                return
+        target = self._confirming.get((s.symptom or "", hit.cause)) if hit and not _negated(text, hit.text) else None
+        if hit and target and target[0].id != check.id:
+            # A pasted error that settles a different check than the one asked: it is stronger evidence
+            # than any word of the reply that might look like an answer to this one.
+            self._record(s, target[0], target[1], "signature", text)
+            ctx.replies.append(Reply(kind="info", text=f"That message is {hit.source}'s \u201c{_clip(hit.text, 90)}\u201d."))
+            self._advance(ctx)
+            return
         answer = self.answers.match(check, text)
+        if answer is None and target:
+            answer = target[1]
         if answer is None:
             self._reask(ctx, "Sorry, I couldn't tell which answer that is.")
             return
@@ -845,6 +850,15 @@ class Engine:
         summary = r.title or r.text.split("\n", 1)[0]
         s.transcript.append(Line(who="bot", text=_clip(summary, 200)))
         del s.transcript[:-TRANSCRIPT_KEEP]
+
+
+_NEGATORS = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't|\bdont\b)[^.!?\n]{0,20}$", re.IGNORECASE)
+
+
+def _negated(text: str, phrase: str) -> bool:
+    """True when the phrase is preceded closely by a negation ("no Sdp licence events")."""
+    pos = text.lower().find(phrase.lower())
+    return pos > 0 and bool(_NEGATORS.search(text[max(0, pos - 30) : pos]))
 
 
 def _clip(text: str, n: int) -> str:

@@ -73,7 +73,8 @@ class Ticket(BaseModel):
     """The support ticket prefilled from the conversation (see bot/ticket.py for how it is built)."""
 
     account: str | None = None
-    idp: str | None = None
+    idp: str | None = None  # display name ("Microsoft Entra ID")
+    idp_id: str | None = None  # pack id ("entra")
     upns: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     symptom: str | None = None

@@ -35,6 +35,7 @@ def build_ticket(state: State, bundle: Bundle) -> Ticket:
     ticket = Ticket(
         account=state.account,
         idp=idp.name if idp else None,
+        idp_id=idp.id if idp else None,
         upns=list(state.upns),
         groups=list(state.groups),
         symptom=state.symptom,

@@ -1,0 +1,494 @@
+"""Conversation tests: every symptom x cause path of the pack, escalation, commands, odd and bad answers,
+restart-resume, concurrent turns and expiry — on every store backend (the `store` fixture is
+parametrised over memory, SQLite and the real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from bench.oracle import field_answer, pairs, truthful_answer
+from bot.classify import Classifier
+from bot.engine import Engine
+from bot.events import Incoming, Turn
+from bot.store.sqlite import SQLiteStore
+from knowledge.loader import load_pack
+
+BUNDLE = load_pack()
+PAIRS = pairs(BUNDLE)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return Classifier(BUNDLE)
+
+
+@pytest.fixture
+def engine(store, classifier):
+    return Engine(BUNDLE, classifier, store)
+
+
+class Chat:
+    """A conversation driven the way an adapter would drive it."""
+
+    def __init__(self, engine: Engine, cid: str | None = None, channel: str = "test"):
+        self.engine = engine
+        self.cid = cid or f"test:{uuid.uuid4().hex}"
+        self.channel = channel
+        self.turns: list[Turn] = []
+
+    async def say(self, text: str, directed: bool = True) -> Turn:
+        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, text=text, directed=directed))
+        self.turns.append(turn)
+        return turn
+
+    async def click(self, choice: str) -> Turn:
+        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, choice=choice))
+        self.turns.append(turn)
+        return turn
+
+    @property
+    def last(self) -> Turn:
+        return self.turns[-1]
+
+    def choices(self) -> list[str]:
+        return [c.id for r in self.last.replies for c in r.choices]
+
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.last.replies)
+
+
+async def walk_to_cause(chat: Chat, truth: str, idp: str = "entra", limit: int = 12) -> Turn:
+    """Answer truthfully (by button) until the engine names a cause."""
+    for _ in range(limit):
+        turn = chat.last
+        state = await chat.engine.state(chat.cid)
+        assert state is not None
+        if state.pending is not None and state.pending.kind == "idp" and turn.phase == "checking":
+            # Asked when the next step's wording differs between IdPs.
+            await chat.click(f"idp:{idp}")
+            continue
+        if turn.cause or turn.phase != "checking":
+            return turn
+        assert state.pending is not None
+        assert state.pending.kind == "check", state.pending
+        check = BUNDLE.checks[state.pending.id]
+        assert turn.probing == check.tests
+        answer = truthful_answer(check, truth)
+        assert f"{check.id}:{answer.id}" in chat.choices()
+        await chat.click(f"{check.id}:{answer.id}")
+    raise AssertionError(f"no cause after {limit} turns: {chat.last}")
+
+
+async def fill_ticket(chat: Chat, case: dict) -> Turn:
+    for _ in range(8):
+        if chat.last.phase != "escalating":
+            return chat.last
+        field = chat.last.asking
+        assert field in ("account", "idp", "upns", "groups"), chat.last
+        turn_input = field_answer(field, case)
+        if "choice" in turn_input:
+            await chat.click(turn_input["choice"])
+        else:
+            await chat.say(turn_input["text"])
+    raise AssertionError("escalation did not finish")
+
+
+# ---- every path ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("symptom,cause", PAIRS, ids=[f"{s}->{c}" for s, c in PAIRS])
+async def test_every_playbook_path_reaches_its_cause_and_resolution(engine, symptom, cause):
+    chat = Chat(engine)
+    await chat.click(symptom)
+    assert chat.last.symptom == symptom
+    turn = await walk_to_cause(chat, cause)
+    assert turn.cause == cause
+    resolution = next(r for r in turn.replies if r.kind == "resolution")
+    assert resolution.steps, "a resolution always has steps"
+    expected = BUNDLE.causes[cause].resolution
+    if expected.escalate:
+        assert turn.phase == "escalating"
+    else:
+        assert turn.phase == "resolving"
+        assert set(chat.choices()) >= {"fixed:yes", "fixed:no"}
+        done = await chat.click("fixed:yes")
+        assert done.phase == "closed"
+        assert {"helpful:yes", "helpful:no"} <= set(chat.choices())
+        await chat.click("helpful:yes")
+        state = await engine.state(chat.cid)
+        assert state.outcome == "resolved" and state.helpful is True
+        records = await engine.store.records("outcome")
+        assert any(f"{chat.cid}#" in k for k in records)
+
+
+@pytest.mark.parametrize("symptom", [s.id for s in BUNDLE.pack.symptoms])
+async def test_nothing_fixes_it_ends_in_a_complete_ticket(engine, symptom):
+    chat = Chat(engine)
+    await chat.click(symptom)
+    case = {"account": "Contoso (4711)", "idp": "okta", "upns": ["jane.doe@contoso.com", "max.m@contoso.com"], "groups": ["Sales EMEA"]}
+    tried = []
+    for _ in range(20):
+        if chat.last.phase == "escalating":
+            break
+        if chat.last.phase == "checking":
+            # An admin for whom every check confirms nothing: "not sure" where possible.
+            state = await engine.state(chat.cid)
+            if state.pending.kind == "idp":
+                await chat.click("idp:okta")
+                continue
+            check = BUNDLE.checks[state.pending.id]
+            unsure = next(a for a in check.answers if a.kind == "unsure")
+            await chat.click(f"{check.id}:{unsure.id}")
+        elif chat.last.phase == "resolving":
+            tried.append(chat.last.cause)
+            await chat.click("fixed:no")
+    assert chat.last.phase == "escalating"
+    turn = await fill_ticket(chat, case)
+    assert turn.phase == "closed"
+    ticket = turn.ticket
+    assert ticket is not None
+    assert ticket.account == "Contoso (4711)"
+    assert ticket.idp_id == "okta" and ticket.idp == "Okta"
+    assert ticket.upns == ["jane.doe@contoso.com", "max.m@contoso.com"]
+    assert ticket.groups == ["Sales EMEA"]
+    assert ticket.symptom == symptom
+    assert "jane.doe@contoso.com" in ticket.body and "Sales EMEA" in ticket.body
+    for item in BUNDLE.pack.escalation.include:
+        assert item in ticket.body
+    state = await engine.state(chat.cid)
+    assert state.outcome == "escalated"
+    assert {r.kind for r in turn.replies} >= {"ticket", "closing"}
+
+
+async def test_not_fixed_moves_on_to_the_next_cause_and_the_ticket_lists_what_was_tried(engine):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    await walk_to_cause(chat, "missing-attributes")
+    assert chat.last.cause == "missing-attributes"
+    await chat.click("fixed:no")
+    # The next cause standing is licences: the engine asks its check rather than giving up.
+    assert chat.last.phase == "checking"
+    assert chat.last.probing == "insufficient-licenses"
+    await chat.click("sdp-licence-events:yes")
+    assert chat.last.cause == "insufficient-licenses"
+    await chat.click("fixed:no")
+    assert chat.last.phase == "escalating"
+    turn = await fill_ticket(chat, {"account": "ACME 99", "upns": ["a.b@acme.io"], "groups": ["All Staff"]})
+    body = turn.ticket.body
+    assert "Attributes are missing in the IdP" in body and "insufficient licenses" in body
+    assert turn.ticket.resolution_tried == [
+        BUNDLE.causes["missing-attributes"].title,
+        BUNDLE.causes["insufficient-licenses"].title,
+    ]
+
+
+# ---- free-text answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer,probing_after,cause",
+    [
+        ("yep", None, "credentials-mismatch"),
+        ("yes, it says 401", None, "credentials-mismatch"),
+        ("it says 401", None, "credentials-mismatch"),
+        ("Unauthorized", None, "credentials-mismatch"),
+        ("nope, looks fine", "insufficient-licenses", None),
+        ("no it's green, connection works", "insufficient-licenses", None),
+        ("You appear to have entered invalid credentials. Please confirm you are using the correct information", None, "credentials-mismatch"),
+    ],
+)
+async def test_free_text_answers_to_test_connection(engine, answer, probing_after, cause):
+    chat = Chat(engine)
+    await chat.say("Entra: SCIM provisioning to Cato never created a single user")
+    if chat.last.symptom != "initial-provisioning-fails":
+        await chat.click("cmd:restart")
+        await chat.click("initial-provisioning-fails")
+    state = await engine.state(chat.cid)
+    if state.pending.kind == "idp":
+        await chat.click("idp:entra")
+    assert chat.last.probing == "credentials-mismatch"
+    turn = await chat.say(answer)
+    assert turn.cause == cause
+    if probing_after:
+        assert turn.probing == probing_after
+
+
+@pytest.mark.parametrize(
+    "answer,cause",
+    [
+        ("I do see Sdp licence events", "insufficient-licenses"),
+        ("yeah there are a few", "insufficient-licenses"),
+        ("no sdp licence events at all", None),
+        ("nothing there", None),
+    ],
+)
+async def test_free_text_answers_to_licence_events(engine, answer, cause):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    await chat.click("email-field:valid")
+    await chat.click("licence-assign-events:no")
+    assert chat.last.probing == "insufficient-licenses"
+    turn = await chat.say(answer)
+    if cause:
+        assert turn.cause == cause
+    else:
+        # Everything ruled out or unlikely: the engine offers the last cause standing or escalates.
+        assert turn.cause != "insufficient-licenses"
+
+
+async def test_unclear_answers_are_reasked_then_treated_as_not_sure(engine):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    probing = chat.last.probing
+    for gibberish in ("purple monkey dishwasher", "¯\\_(ツ)_/¯", "asdfgh"):
+        turn = await chat.say(gibberish)
+        assert turn.phase == "checking" and turn.probing == probing
+        assert any(r.kind == "question" for r in turn.replies)
+    turn = await chat.say("qwerty")
+    state = await engine.state(chat.cid)
+    assert any(f.answer == "unsure" for f in state.findings)
+    assert turn.phase in ("checking", "resolving", "escalating")
+
+
+async def test_label_typed_back_is_fuzzy_matched(engine):
+    chat = Chat(engine)
+    await chat.click("additional-users-missing")
+    state = await engine.state(chat.cid)
+    if state.pending.kind == "idp":
+        await chat.click("idp:entra")
+    assert chat.last.probing == "scoping"  # provision on demand comes first: it tells three causes apart
+    turn = await chat.say("skipped - not in scpoe")
+    assert turn.cause == "scoping"
+
+
+async def test_stale_and_double_clicks_do_not_answer_twice(engine):
+    chat = Chat(engine)
+    await chat.click("initial-provisioning-fails")
+    await chat.click("idp:entra")
+    first = await chat.click("test-connection:succeeds")
+    assert first.probing == "insufficient-licenses"
+    again = await chat.click("test-connection:succeeds")  # the same button, clicked twice
+    assert again.probing == "insufficient-licenses"
+    assert "already answered" in chat.text()
+    state = await engine.state(chat.cid)
+    assert [f.check for f in state.findings].count("test-connection") == 1
+    assert state.questions == 2
+
+
+async def test_unknown_choice_ids_are_handled(engine):
+    chat = Chat(engine)
+    await chat.click("not-a-real-choice")
+    assert chat.last.phase in ("triage", "off-topic", "closed")
+    await chat.click("initial-provisioning-fails")
+    turn = await chat.click("test-connection:does-not-exist")
+    assert turn.phase == "checking"
+
+
+# ---- the report answers checks -------------------------------------------------------------------
+
+
+async def test_pasted_error_skips_straight_to_the_cause(engine):
+    chat = Chat(engine)
+    turn = await chat.say(
+        "Entra Test Connection on the Cato app fails: You appear to have entered invalid credentials. "
+        "Please confirm you are using the correct information for an administrative account."
+    )
+    assert turn.symptom == "initial-provisioning-fails"
+    assert turn.cause == "credentials-mismatch"
+    state = await engine.state(chat.cid)
+    assert state.questions_to_cause == 0
+
+
+async def test_report_cues_skip_answered_checks(engine):
+    chat = Chat(engine)
+    await chat.click("cmd:restart")
+    await chat.click("initial-provisioning-fails")
+    chat2 = Chat(engine)
+    turn = await chat2.say("Azure SCIM to Cato: no users at all get created. Test connection succeeds, credentials are fine.")
+    assert turn.symptom == "initial-provisioning-fails"
+    state = await engine.state(chat2.cid)
+    assert state.finding_for("test-connection").answer == "succeeds"
+    assert turn.probing != "credentials-mismatch"
+    assert "From your message I can already tell" in chat2.text()
+
+
+# ---- triage --------------------------------------------------------------------------------------
+
+
+async def test_off_topic_directed_gets_a_pointer(engine):
+    chat = Chat(engine)
+    turn = await chat.say("the printer on floor 3 is jammed again")
+    assert turn.phase == "off-topic" and not turn.silent
+    assert turn.replies and turn.replies[0].kind == "off-topic"
+
+
+async def test_off_topic_ambient_stays_silent_and_stores_nothing(engine):
+    chat = Chat(engine)
+    turn = await chat.say("anyone up for lunch at 12?", directed=False)
+    assert turn.silent and not turn.replies
+    assert await engine.state(chat.cid) is None
+
+
+async def test_ambient_scim_problem_is_answered(engine):
+    chat = Chat(engine)
+    turn = await chat.say(
+        "SCIM provisioning from Entra to Cato: new hires never show up in the CMA users directory", directed=False
+    )
+    assert not turn.silent
+    assert turn.symptom == "additional-users-missing"
+
+
+async def test_clarifying_offers_symptom_ids(engine):
+    chat = Chat(engine)
+    # Start from the picker: the choices of a restart are symptom ids too.
+    turn = await chat.click("cmd:restart")
+    ids = [c.id for c in turn.replies[0].choices]
+    assert ids == [s.id for s in BUNDLE.pack.symptoms]
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+async def test_commands_at_any_point(engine):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    probing = chat.last.probing
+    help_turn = await chat.say("help")
+    assert help_turn.probing == probing and any(r.kind == "greeting" for r in help_turn.replies)
+    ticket_turn = await chat.say("show ticket")
+    assert ticket_turn.ticket is not None and ticket_turn.phase == "checking"
+    human = await chat.say("talk to a human")
+    assert human.phase == "escalating" and human.asking == "account"
+    restart = await chat.say("start over")
+    assert restart.phase == "triage" and restart.symptom is None
+    await chat.click("cannot-enable")
+    cancel = await chat.say("cancel")
+    assert cancel.phase == "closed"
+    state = await engine.state(chat.cid)
+    assert state.outcome == "cancelled"
+
+
+async def test_report_mentioning_support_is_not_an_escalate_command(engine):
+    chat = Chat(engine)
+    turn = await chat.say("Can't enable SCIM provisioning. Please contact Support and refer to Account ID Configuration - Email")
+    assert turn.symptom == "cannot-enable"
+    assert turn.cause == "account-requirements"
+    assert turn.phase == "escalating"
+
+
+async def test_after_close_a_new_report_starts_a_new_episode(engine):
+    chat = Chat(engine)
+    await chat.click("cannot-enable")
+    await chat.say("cancel")
+    turn = await chat.say("Okta SCIM push to Cato: users created but they never get a licence, email is blank")
+    assert turn.started and turn.symptom == "users-not-working"
+    state = await engine.state(chat.cid)
+    assert state.episode == 2
+
+
+# ---- ticket fields, secrets, idp -----------------------------------------------------------------
+
+
+async def test_ticket_fields_are_asked_one_at_a_time_and_secrets_never_copied(engine):
+    chat = Chat(engine)
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    await chat.say(f"okta scim to cato: test connection fails with Bearer {token}, user bob@contoso.com")
+    await chat.say("talk to a human")
+    assert chat.last.asking == "account"
+    await chat.say("our account is Contoso 4711")
+    # IdP (okta) and the UPN were already in the report: only groups are still missing.
+    assert chat.last.asking == "groups"
+    turn = await chat.say("SCIM-Users; Sales")
+    assert turn.phase == "closed"
+    t = turn.ticket
+    assert t.account == "Contoso 4711" and t.idp_id == "okta" and t.upns == ["bob@contoso.com"]
+    assert t.groups == ["SCIM-Users", "Sales"]
+    dump = t.model_dump_json()
+    assert token not in dump and token[:20] not in dump
+    state = await engine.state(chat.cid)
+    assert token not in state.model_dump_json()
+
+
+async def test_optional_fields_can_be_skipped_and_bad_upns_reasked(engine):
+    chat = Chat(engine)
+    await chat.click("cannot-enable")
+    await chat.click("enable-error:yes")
+    assert chat.last.phase == "escalating"
+    await chat.say("Contoso")
+    assert chat.last.asking == "idp"
+    await chat.say("we use azure ad")
+    assert chat.last.asking == "upns"
+    again = await chat.say("the new guy")
+    assert again.asking == "upns"
+    await chat.click("field:skip")
+    assert chat.last.asking == "groups"
+    turn = await chat.say("none")
+    assert turn.phase == "closed" and turn.ticket.upns == [] and turn.ticket.groups == []
+    assert turn.ticket.idp_id == "entra"
+
+
+async def test_idp_wording_follows_the_idp(engine):
+    chat = Chat(engine)
+    await chat.click("initial-provisioning-fails")
+    assert chat.last.asking == "idp"
+    turn = await chat.click("idp:okta")
+    q = next(r for r in turn.replies if r.kind == "question")
+    assert "Test API Credentials" in q.text and q.path.startswith("Applications > Applications")
+
+
+# ---- persistence, concurrency, expiry ------------------------------------------------------------
+
+
+async def test_restart_mid_conversation_resumes(tmp_path, classifier):
+    path = tmp_path / "resume.sqlite3"
+    store = SQLiteStore(path)
+    chat = Chat(Engine(BUNDLE, classifier, store))
+    await chat.click("users-not-working")
+    await chat.click("email-field:unsure")
+    probing = chat.last.probing
+    await store.close()
+
+    store2 = SQLiteStore(path)  # a new process would build exactly this
+    engine2 = Engine(BUNDLE, classifier, store2)
+    state = await engine2.state(chat.cid)
+    assert state.pending.kind == "check" and state.phase == "checking"
+    chat2 = Chat(engine2, cid=chat.cid)
+    turn = await chat2.click(f"{state.pending.id}:failed-assign")
+    assert probing == "missing-attributes"
+    assert turn.cause == "missing-attributes"
+    await store2.close()
+
+
+async def test_concurrent_turns_in_one_conversation_are_serialised(engine):
+    chat = Chat(engine)
+    await chat.click("additional-users-missing")
+    n = 12
+    await asyncio.gather(*(engine.handle(Incoming(channel="test", conversation_id=chat.cid, text="help")) for _ in range(n)))
+    state = await engine.state(chat.cid)
+    assert state.turns == n + 1  # no lost update
+    admin_lines = [line for line in state.transcript if line.who == "admin"]
+    assert len(admin_lines) == n + 1
+
+
+async def test_concurrent_conversations_are_isolated(engine):
+    chats = [Chat(engine) for _ in range(8)]
+    await asyncio.gather(*(c.click("users-not-working") for c in chats))
+    await asyncio.gather(*(c.click("email-field:empty") for c in chats[:4]))
+    for c in chats[:4]:
+        assert (await engine.state(c.cid)).cause == "missing-attributes"
+    for c in chats[4:]:
+        assert (await engine.state(c.cid)).cause is None
+
+
+async def test_abandoned_conversations_expire(store, classifier):
+    engine = Engine(BUNDLE, classifier, store, ttl=1)
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    assert await engine.state(chat.cid) is not None
+    await asyncio.sleep(2.1)
+    assert await engine.state(chat.cid) is None
+    turn = await chat.say("hello?")
+    assert turn.started
