@@ -23,7 +23,11 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    # env_ignore_empty: `SLACK_BOT_TOKEN=` (a copied .env.example, an empty Kubernetes Secret key) means
+    # "not set", not "set to the empty string" — otherwise an empty token would switch Slack on.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     # -- core ------------------------------------------------------------------------------------
     knowledge: Path | None = Field(None, validation_alias="SCIM_HELP_KNOWLEDGE")
@@ -39,6 +43,12 @@ class Settings(BaseSettings):
     web_chat: bool = Field(True, validation_alias="SCIM_HELP_WEB_CHAT")
     log_format: Literal["text", "json"] = Field("text", validation_alias="SCIM_HELP_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="SCIM_HELP_LOG_LEVEL")
+    # Seconds `serve` waits for turns in flight after SIGTERM before closing (keep below the platform's
+    # grace period: Kubernetes' terminationGracePeriodSeconds, docker's stop timeout).
+    shutdown_timeout: float = Field(20.0, ge=0, le=600, validation_alias="SCIM_HELP_SHUTDOWN_TIMEOUT")
+    # Extra origins (comma-separated, e.g. `https://intranet.example.com`) allowed to POST to the web chat
+    # API; the page's own origin is always allowed.
+    allowed_origins: str = Field("", validation_alias="SCIM_HELP_ALLOWED_ORIGINS")
 
     # -- Slack -----------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -83,6 +93,18 @@ class Settings(BaseSettings):
         if self.microsoft_app_type == "SingleTenant" and self.microsoft_app_id and not self.microsoft_app_tenant_id:
             raise ValueError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
         return self
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: str) -> str:
+        for origin in (o.strip() for o in v.split(",")):
+            if origin and (not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") != 2):
+                raise ValueError(f"{origin!r} is not an origin like https://chat.example.com")
+        return v
+
+    @property
+    def allowed_origin_set(self) -> set[str]:
+        return {o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip()}
 
     @property
     def slack_channel_ids(self) -> set[str]:
