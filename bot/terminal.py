@@ -148,7 +148,10 @@ async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, i
     )
     state = await rt.engine.state(conversation)
     numbered: list[str] = []
-    if state is not None and state.pending is not None:
+    if state is None:
+        # A new conversation opens with the greeting and the symptom picker, so "1" works at once.
+        numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="")), stdout, ansi)
+    elif state.pending is not None:
         numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="help")), stdout, ansi)
     while True:
         if interactive:

@@ -1,0 +1,166 @@
+"""One contract, every backend: the `store` fixture runs each test on memory, SQLite and the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import uuid
+
+import pytest
+
+from bot.store.base import StoreUnavailable
+
+
+async def test_save_load_delete(store):
+    key = f"k-{uuid.uuid4().hex}"
+    assert await store.load(key) is None
+    await store.save(key, '{"a": 1}', ttl=60)
+    assert await store.load(key) == '{"a": 1}'
+    await store.save(key, '{"a": 2}', ttl=60)
+    assert await store.load(key) == '{"a": 2}'
+    await store.delete(key)
+    assert await store.load(key) is None
+
+
+async def test_unicode_and_large_values_round_trip(store):
+    value = '{"t": "' + ("ünïcødé 🚀 " * 20000) + '"}'
+    await store.save("big", value, ttl=60)
+    assert await store.load("big") == value
+
+
+async def test_expiry(store):
+    await store.save("short", "x", ttl=1)
+    assert await store.load("short") == "x"
+    await asyncio.sleep(2.1)
+    assert await store.load("short") is None
+
+
+async def test_claim_is_first_caller_wins(store):
+    key = f"evt-{uuid.uuid4().hex}"
+    results = await asyncio.gather(*(store.claim(key, ttl=60) for _ in range(20)))
+    assert results.count(True) == 1
+    assert await store.claim(f"{key}-other", ttl=60) is True
+
+
+async def test_claim_expires(store):
+    assert await store.claim("c", ttl=1) is True
+    assert await store.claim("c", ttl=1) is False
+    await asyncio.sleep(2.1)
+    assert await store.claim("c", ttl=1) is True
+
+
+async def test_lock_serialises_read_modify_write(store):
+    key = "counter"
+    await store.save(key, "0", ttl=60)
+
+    async def bump():
+        async with store.lock(key):
+            value = int(await store.load(key))
+            await asyncio.sleep(0.001)  # widen the race window
+            await store.save(key, str(value + 1), ttl=60)
+
+    await asyncio.gather(*(bump() for _ in range(25)))
+    assert await store.load(key) == "25"
+
+
+async def test_locks_on_different_keys_do_not_block_each_other(store):
+    async with store.lock("a"):
+        async with store.lock("b", timeout=2):
+            pass
+
+
+async def test_lock_times_out_instead_of_hanging(store):
+    async with store.lock("held"):
+        with pytest.raises(TimeoutError):
+            async with store.lock("held", timeout=0.3):
+                pass
+
+
+async def test_records(store):
+    await store.put_record("outcome", "c1#1", '{"x": 1}')
+    await store.put_record("outcome", "c2#1", '{"x": 2}')
+    await store.put_record("outcome", "c1#1", '{"x": 3}')
+    await store.put_record("teams-ref", "c1", "{}")
+    assert await store.records("outcome") == {"c1#1": '{"x": 3}', "c2#1": '{"x": 2}'}
+    assert await store.get_record("outcome", "c2#1") == '{"x": 2}'
+    assert await store.get_record("outcome", "missing") is None
+    assert await store.records("nothing") == {}
+
+
+async def test_ping(store):
+    assert await store.ping() is True
+
+
+# ---- backend-specific --------------------------------------------------------------------------
+
+
+async def test_sqlite_creates_its_data_dir_on_first_use(tmp_path):
+    from bot.store.sqlite import SQLiteStore
+
+    path = tmp_path / "deep" / "er" / "scim.sqlite3"
+    store = SQLiteStore(path)
+    await store.save("k", "v", ttl=60)
+    assert path.exists()
+    await store.close()
+
+
+def _bump_in_process(path: str, n: int) -> None:
+    from bot.store.sqlite import SQLiteStore
+
+    async def main() -> None:
+        store = SQLiteStore(path)
+        for _ in range(n):
+            async with store.lock("shared"):
+                value = int(await store.load("shared") or "0")
+                await store.save("shared", str(value + 1), ttl=60)
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_sqlite_lock_serialises_across_processes(tmp_path):
+    path = str(tmp_path / "multi.sqlite3")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_bump_in_process, args=(path, 30)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+
+    async def read() -> str | None:
+        from bot.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(path)
+        try:
+            return await store.load("shared")
+        finally:
+            await store.close()
+
+    assert asyncio.run(read()) == "90"
+
+
+async def test_redis_down_raises_store_unavailable_and_ping_false():
+    from bot.store.redis import RedisStore
+
+    store = RedisStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    assert await store.ping() is False
+    with pytest.raises(StoreUnavailable):
+        await store.load("x")
+    with pytest.raises(StoreUnavailable):
+        async with store.lock("x", timeout=0.2):
+            pass
+    await store.close()
+
+
+async def test_sqlite_lease_of_a_dead_holder_expires(tmp_path, monkeypatch):
+    from bot.store import sqlite as sqlite_mod
+
+    monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.5)
+    dead = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    assert await dead._try_lease("conv")  # a process that took the lock and died
+    alive = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    async with alive.lock("conv", timeout=5):
+        pass
+    await dead.close()
+    await alive.close()
