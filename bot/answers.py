@@ -54,18 +54,16 @@ class _Phrases:
         self.phrases = _norm_list(phrases)
         self.patterns = [(p, _word_re(p)) for p in self.phrases]
 
-    def best(self, text: str, fuzzy: bool = True) -> float:
+    def best(self, text: str, fuzzy_min_len: int = 8, cutoff: float = 90) -> float:
         for phrase, rx in self.patterns:
             if rx.search(text):
                 return PHRASE + len(phrase)
-        if fuzzy:
-            best = 0.0
-            for phrase in self.phrases:
-                if len(phrase) >= 8 and len(text) >= len(phrase) - 2:
-                    if fuzz.partial_ratio(phrase, text, score_cutoff=90):
-                        best = max(best, PHRASE_FUZZY + len(phrase))
-            return best
-        return 0.0
+        best = 0.0
+        for phrase in self.phrases:
+            if len(phrase) >= fuzzy_min_len and len(text) >= len(phrase) - 2:
+                if fuzz.partial_ratio(phrase, text, score_cutoff=cutoff):
+                    best = max(best, PHRASE_FUZZY + len(phrase))
+        return best
 
     def starts(self, text: str) -> float:
         for phrase, rx in self.patterns:
@@ -125,7 +123,9 @@ class AnswerMatcher:
         best: tuple[float, Answer] | None = None
         tie = False
         for ans in check.answers:
-            score = self._cues[(check.id, ans.id)].best(t, fuzzy=True)
+            # Reports are long and full of near-misses ("scoping filter on X" vs "no scoping filter"):
+            # only long cues may match approximately, and only very closely.
+            score = self._cues[(check.id, ans.id)].best(t, fuzzy_min_len=20, cutoff=95)
             if not score:
                 continue
             if best is None or score > best[0]:

@@ -350,12 +350,17 @@ class Engine:
             if not s.finding_for(check.id):
                 self._record(s, check, answer, "signature", hit.text)
                 noted.append(f"the message you pasted is {hit.source}'s \u201c{_clip(hit.text, 90)}\u201d")
+        confirmed = {self._answer(f).confirms for f in s.findings} - {None}
         for cid in sym.checks:
             check = self._checks[cid]
             if s.finding_for(cid):
                 continue
             answer = self.answers.from_report(check, report)
+            if answer is not None and set(answer.rules_out) & confirmed:
+                continue  # the report already pins that cause; a vaguer phrase must not undo it
             if answer is not None and answer.kind != "unsure":
+                if answer.confirms:
+                    confirmed.add(answer.confirms)
                 self._record(s, check, answer, "report", None)
                 noted.append(answer.finding[0].lower() + answer.finding[1:].rstrip("."))
         if noted:
@@ -375,14 +380,17 @@ class Engine:
             )
         )
 
+    def _answer(self, f: Finding) -> Answer | None:
+        check = self._checks.get(f.check)
+        return next((a for a in check.answers if a.id == f.answer), None) if check else None
+
     def _weights(self, s: State) -> tuple[dict[str, float], str | None]:
         """Current cause weights (ruled-out and tried causes removed) and a confirmed cause, if any."""
         sym = self._symptoms[s.symptom or ""]
         weights = {w.cause: w.weight for w in sym.causes}
         confirmed: str | None = None
         for f in s.findings:
-            check = self._checks.get(f.check)
-            ans = next((a for a in check.answers if a.id == f.answer), None) if check else None
+            ans = self._answer(f)
             if ans is None:
                 continue
             for cid in ans.rules_out:
