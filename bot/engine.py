@@ -612,12 +612,13 @@ class Engine:
         res = cause.resolution
         v = res.variants.get(s.idp or "")
         steps = v.steps if v and v.steps else res.steps
+        verify = v.verify if v and v.verify else res.verify
+        notes = v.notes if v and v.notes is not None else res.notes
         lead = "**Cause found:**" if confirmed else "**Most likely cause:**"
         text = f"{lead} {cause.title}.\n{cause.summary}\n\n{res.summary}"
-        notes = "\n".join(f"• {n}" for n in res.notes)
         if notes:
-            text += "\n\n" + notes
-        text += f"\n\n**How to verify:** {res.verify}"
+            text += "\n\n" + "\n".join(f"• {n}" for n in notes)
+        text += f"\n\n**How to verify:** {verify}"
         return Reply(
             kind="resolution",
             title=cause.title,

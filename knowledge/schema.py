@@ -53,6 +53,8 @@ class Variant(Strict):
     path: Path | None = None
     look_for: Text | None = None
     steps: list[Step] | None = None
+    verify: Text | None = None
+    notes: list[Text] | None = None
 
 
 class Answer(Strict):
@@ -178,13 +180,52 @@ class Escalation(Strict):
 
 
 class Cue(Strict):
+    """A phrase and how much finding it counts. Words are matched after typo and synonym folding and light
+    stemming, in order, with a couple of other words allowed in between."""
+
     text: Text
     weight: float = 1.0
 
 
 class SymptomMaterial(Strict):
+    # How admins describe this symptom, in their words: nearest-neighbour material.
     examples: list[Text] = Field(default_factory=list)
+    # Phrases that point at this symptom, with their weight.
     cues: list[Cue] = Field(default_factory=list)
+
+
+# The knobs bot/classify.py reads from `thresholds`, with their defaults; classifier.yaml explains each.
+CLASSIFIER_THRESHOLDS: dict[str, float] = {
+    "domain": 2.5,
+    "domain-slope": 1.2,
+    "ambient": 0.75,
+    "ambient-domain": 5.0,
+    "min-evidence": 0.5,
+    "temperature": 1.2,
+    "clarify-ratio": 0.6,
+    "knn-symptom": 4.0,
+    "knn-domain": 4.0,
+    "knn-floor": 0.2,
+    "symptom-cue-domain": 0.5,
+    "symptom-cue-domain-cap": 3.0,
+    "signature-domain": 6.0,
+    "cause-min": 2.0,
+    "cause-margin": 1.0,
+    "cause-symptom": 1.5,
+    "cause-symptom-cap": 4.0,
+    "report-cue-weight": 2.5,
+    "cue-gap": 2,
+    "cause-gap": 1,
+    "negation-window": 3,
+    "fuzzy-signature": 90,
+    "fuzzy-min-chars": 28,
+    "fuzzy-min-share": 0.45,
+    "typo-min-len": 5,
+    "typo-long-word": 9,
+    "bigram-weight": 0.7,
+    "full-count": 3.0,
+    "shared-cause-prior": 0.2,
+}
 
 
 class ClassifierMaterial(Strict):
@@ -192,11 +233,23 @@ class ClassifierMaterial(Strict):
 
     # Spelling variants and synonyms folded before matching: canonical -> variants.
     synonyms: dict[Text, list[Text]] = Field(default_factory=dict)
+    # The only words a misspelt word may be folded onto ("provsioning" -> "provisioning"): domain words admins
+    # mistype. Kept explicit, because folding onto any known word turns real words into wrong ones
+    # ("remote" -> "remove", "guess" -> "guest").
+    typo_targets: list[Text] = Field(default_factory=list)
+    # Words left out of nearest-neighbour similarity (they say nothing about the problem).
+    stopwords: list[Text] = Field(default_factory=list)
+    # Words that, shortly before a cause phrase, negate it ("no nested groups").
+    negators: list[Text] = Field(default_factory=list)
     # Words and phrases that make a message about SCIM provisioning into Cato at all.
     domain_cues: list[Cue] = Field(default_factory=list)
     # Words and phrases that pull a message away from the domain (other apps, SSO, VPN, pricing...).
     negative_cues: list[Cue] = Field(default_factory=list)
     symptoms: dict[Id, SymptomMaterial] = Field(default_factory=dict)
+    # Phrases that pin a cause (on top of the pack's report cues); a negative weight rules the cause out.
+    cause_cues: dict[Id, list[Cue]] = Field(default_factory=dict)
+    # Report cues of the pack that are too weak to pin a cause from an opening message on their own.
+    ignore_report_cues: list[Text] = Field(default_factory=list)
     off_topic_examples: list[Text] = Field(default_factory=list)
     # Free-form thresholds the classifier reads (kept in data so tuning never touches code).
     thresholds: dict[Id, float] = Field(default_factory=dict)
@@ -343,7 +396,17 @@ def graph_problems(pack: Pack) -> list[Problem]:
 
 def classifier_problems(material: ClassifierMaterial, pack: Pack) -> list[Problem]:
     known = {s.id for s in pack.symptoms}
-    return [(("symptoms", sid), f"unknown symptom '{sid}'") for sid in material.symptoms if sid not in known]
+    causes = {c.id for c in pack.causes}
+    problems: list[Problem] = [
+        (("symptoms", sid), f"unknown symptom '{sid}'") for sid in material.symptoms if sid not in known
+    ]
+    problems += [(("cause_cues", cid), f"unknown cause '{cid}'") for cid in material.cause_cues if cid not in causes]
+    problems += [
+        (("thresholds", name), f"unknown threshold '{name}' (known: {', '.join(sorted(CLASSIFIER_THRESHOLDS))})")
+        for name in material.thresholds
+        if name not in CLASSIFIER_THRESHOLDS
+    ]
+    return problems
 
 
 _WS = re.compile(r"\s+")
