@@ -35,7 +35,7 @@ _HTML_COMMENT = re.compile(r"<!--.{0,2000}?-->", re.DOTALL)
 _FENCE = re.compile(r"```[A-Za-z0-9_+-]{0,20}(?=\s)|```")
 _BACKTICK = re.compile(r"`+")
 # Emoji shortcodes, not glued to other words (so `urn:ietf:params` and `10:30:45` survive).
-_SHORTCODE = re.compile(r"(?<![\w:]):[a-z0-9_+'-]{1,40}:(?:skin-tone-\d:)?(?![\w:])", re.IGNORECASE)
+_SHORTCODE = re.compile(r"(?<![\w:]):[a-z0-9_+'-]{1,40}:(?::skin-tone-\d:)?(?![\w:])", re.IGNORECASE)
 # Control characters other than whitespace, and the replacement char left by bad decodes.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\u200b-\u200d\u2060\ufeff]")
 _WS = re.compile(r"\s+")
