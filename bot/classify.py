@@ -82,6 +82,8 @@ _APOS = re.compile(r"['\u2019\u2018\u02bc`\u00b4]")
 # Words: runs of letters or of digits ("aadsts50076" -> "aadsts", "50076"; "can't" -> "cant" first).
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 # "350 of 350", "1000/1000": every seat taken (used as licence evidence, next to licence words).
+# A capitalised name right before SCIM / provisioning: "Zoom SCIM", "Atlassian Cloud provisioning".
+_NAME_BEFORE = re.compile(r"\b([A-Z][A-Za-z0-9]+) (?:SCIM|[Pp]rovisioning)\b")
 _FULL_COUNT = re.compile(r"\b(\d+)\s*(?:/|of)\s*\1\b")
 
 
@@ -426,15 +428,23 @@ class Classifier:
             return tuple(self.an.analyse(normalize(text), typo=False))
 
         gap = int(t["cue-gap"])
+        wide = int(t["wide-gap"])
+
+        def cue(text: str, weight: float, label: str, g: int) -> _Cue:
+            # "email ... empty": the words may be further apart (up to `wide-gap` words in between).
+            if "..." in text:
+                return _Cue(stems_of(text.replace("...", " ")), weight, label, text, max(g, wide))
+            return _Cue(stems_of(text), weight, label, text, g)
+
         cgap = int(t["cause-gap"])
         cues: list[_Cue] = []
         for c in mat.domain_cues:
-            cues.append(_Cue(stems_of(c.text), c.weight, "domain", c.text, gap))
+            cues.append(cue(c.text, c.weight, "domain", gap))
         for c in mat.negative_cues:
-            cues.append(_Cue(stems_of(c.text), c.weight, "negative", c.text, gap))
+            cues.append(cue(c.text, c.weight, "negative", gap))
         for sid, sm in mat.symptoms.items():
             for c in sm.cues:
-                cues.append(_Cue(stems_of(c.text), c.weight, sid, c.text, gap))
+                cues.append(cue(c.text, c.weight, sid, gap))
         self.cues = _CueSet(cues)
 
         # Cause evidence: the pack's report cues of answers that confirm a cause (and those that rule one
@@ -455,9 +465,38 @@ class Classifier:
         for cid, cl in mat.cause_cues.items():
             for c in cl:
                 label = ("rules-out:" if c.weight < 0 else "pin:") + cid
-                ccues.append(_Cue(stems_of(c.text), abs(c.weight), label, c.text, cgap))
+                ccues.append(cue(c.text, abs(c.weight), label, cgap))
         self.cause_cues = _CueSet(ccues)
         self.negators = {st[0] for st in map(stems_of, mat.negators) if len(st) == 1}
+
+        # "provisioning to Zscaler", "Dropbox SCIM": a provisioning target that is no word of ours is
+        # another application. Our words: everything the in-domain material says (not the off-topic
+        # examples or negative cues, which name other apps on purpose).
+        ours: list[str] = list(mat.stopwords) + list(mat.negators) + list(mat.typo_targets)
+        for canon, variants in mat.synonyms.items():
+            ours += [canon, *variants]
+        ours += [c.text for c in mat.domain_cues]
+        for sm in mat.symptoms.values():
+            ours += sm.examples + [c.text for c in sm.cues]
+        for cues in mat.cause_cues.values():
+            ours += [c.text for c in cues]
+        for ch in pack.checks:
+            for a in ch.answers:
+                ours += a.report_cues
+        for idp in pack.idps:
+            ours += [idp.id, idp.name, *idp.aliases, idp.console]
+        for sym in pack.symptoms:
+            ours += [sym.title, sym.summary]
+        for ch in pack.checks:
+            ours += [ch.title, ch.ask, ch.path or "", ch.look_for or "", ch.quote or ""]
+            ours += [a.label for a in ch.answers]
+        for cause in pack.causes:
+            ours += [cause.title, cause.summary, *(sg.text for sg in cause.signatures)]
+            ours += [st.text for st in cause.resolution.steps] + [st.path or "" for st in cause.resolution.steps]
+        self.our_stems = {st for x in ours for st in stems_of(x)}
+        self.target_verbs = {stems_of(w)[0] for w in ("scim", "provision", "sync", "push")}
+        self.target_preps = {stems_of(w)[0] for w in ("to", "into")}
+        self.target_skip = {stems_of(w)[0] for w in ("the", "our", "a", "an", "their", "my", "new")}
         # "350 of 350 licences": evidence for the licence cause, when the pack has it.
         self._license_stem = stems_of("license")[0]
         self._full_count_cause = "insufficient-licenses" if "insufficient-licenses" in self.cause_titles else None
@@ -557,6 +596,26 @@ class Classifier:
                 best = hit
         return best
 
+    def _other_target(self, stems: list[str], plain: str = "") -> str | None:
+        """An unknown word as the object of provisioning ("scim to zscaler"), or a capitalised unknown name
+        right before it ("Dropbox SCIM", "ServiceNow provisioning"): most likely another application."""
+        ours, verbs = self.our_stems, self.target_verbs
+        for m in _NAME_BEFORE.finditer(plain):
+            name = self.an.stem(m.group(1).lower())
+            if name not in ours:
+                return name
+        n = len(stems)
+        for i, s in enumerate(stems):
+            if s not in verbs:
+                continue
+            if i + 1 < n and stems[i + 1] in self.target_preps:
+                j = i + 2
+                while j < n and stems[j] in self.target_skip:
+                    j += 1
+                if j < n and stems[j] not in ours and stems[j].isalpha():
+                    return stems[j]
+        return None
+
     # ---- classify ----------------------------------------------------------------------------------------
 
     def classify(self, text: str) -> Classification:
@@ -583,6 +642,11 @@ class Classifier:
             elif cue.label in sym_cue:
                 sym_cue[cue.label] += cue.weight
             evidence.append(f"{cue.label}: {cue.text} ({cue.weight:+g})")
+
+        other = self._other_target(stems, plain)
+        if other:
+            neg += t["other-target"]
+            evidence.append(f"negative: provisioning target '{other}' is another application ({t['other-target']:+g})")
 
         # Cause evidence, minus negated phrases and phrases inside a "rules out" phrase.
         found = self.cause_cues.find(stems, positions)
@@ -677,6 +741,9 @@ class Classifier:
         candidates = [Candidate(s, round(probs[s] * p_domain, 4)) for s in ranked[:5]]
 
         top = ranked[0] if ranked else None
+        if in_domain and (top is None or scores[top] < t["min-evidence"]) and domain_score < t["vague-domain"]:
+            # Nothing points at a symptom and the domain evidence is thin: not ours ("a new Cato socket").
+            in_domain = False
         symptom = top if (in_domain and top is not None and scores[top] >= t["min-evidence"]) else None
         confidence = p_domain * probs[top] if top else 0.0
         if symptom is None and not in_domain:

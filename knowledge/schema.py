@@ -201,6 +201,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "ambient": 0.75,
     "ambient-domain": 5.0,
     "min-evidence": 0.5,
+    "vague-domain": 4.5,
     "temperature": 1.2,
     "clarify-ratio": 0.6,
     "knn-symptom": 4.0,
@@ -215,6 +216,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "cause-symptom-cap": 4.0,
     "report-cue-weight": 2.5,
     "cue-gap": 2,
+    "wide-gap": 5,
     "cause-gap": 1,
     "negation-window": 3,
     "fuzzy-signature": 90,
@@ -225,6 +227,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "bigram-weight": 0.7,
     "full-count": 3.0,
     "shared-cause-prior": 0.2,
+    "other-target": 4.0,
 }
 
 
