@@ -39,7 +39,8 @@ class Settings(BaseSettings):
 
     # -- server ----------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias="SCIM_HELP_HOST")
-    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "SCIM_HELP_PORT"))
+    # 0 picks a free port (the start-up line prints the real URL).
+    port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "SCIM_HELP_PORT"))
     web_chat: bool = Field(True, validation_alias="SCIM_HELP_WEB_CHAT")
     log_format: Literal["text", "json"] = Field("text", validation_alias="SCIM_HELP_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="SCIM_HELP_LOG_LEVEL")

@@ -1,0 +1,190 @@
+"""Prometheus metrics for `serve`: one `CollectorRegistry` per application, so tests (and anything else)
+can build several apps in one process.
+
+Where the numbers come from:
+- every turn, through `Runtime.observers` (`Metrics.observe`): messages, conversations started, turn
+  latency, turn errors by kind;
+- every outcome record the engine writes, through `ObservedStore` (a thin wrapper around the real store):
+  a conversation *ended* the first time its `<conversation>#<episode>` outcome record is written, and its
+  feedback was given when `helpful` first turns from null to true/false. Reading what the engine actually
+  persisted (under the conversation lock) counts each episode exactly once, whichever replica served it;
+- `/readyz` and `/metrics` ping the store (`scim_help_store_up`); a store error anywhere sets it to 0;
+- the server's error middleware: unexpected exceptions in any endpoint (`kind="unhandled"`).
+
+Labels are bounded: channel is a Literal, symptom/cause/outcome are pack ids (or "none").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bot.events import Incoming, Turn
+from bot.store.base import Store, StoreUnavailable
+
+log = logging.getLogger("scim_help.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# A turn is pure CPU plus a few store round trips: ~1 ms on SQLite, a few ms on Redis; a slow lock wait
+# shows up in the upper buckets.
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 2.5)
+OUTCOME_KIND = "outcome"
+
+
+def error_kind(exc: BaseException) -> str:
+    if isinstance(exc, StoreUnavailable):
+        return "store_unavailable"
+    if isinstance(exc, TimeoutError):
+        return "lock_timeout"
+    return "engine"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages = Counter(
+            "scim_help_messages", "Messages handled by the engine, by channel.", ["channel"], registry=r
+        )
+        self.started = Counter(
+            "scim_help_conversations_started",
+            "Conversations (episodes) started, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.ended = Counter(
+            "scim_help_conversations_ended",
+            "Conversations (episodes) ended, by symptom, cause and outcome (resolved|escalated|cancelled|off-topic).",
+            ["channel", "symptom", "cause", "outcome"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "scim_help_escalations",
+            "Support tickets produced (conversations ended as escalated), by symptom.",
+            ["channel", "symptom"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "scim_help_feedback",
+            'Answers to "Was this conversation helpful?", by symptom.',
+            ["symptom", "helpful"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "scim_help_turn_seconds",
+            "Time to handle one message (engine turn incl. store), by channel.",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "scim_help_errors",
+            "Errors by kind: store_unavailable, lock_timeout, engine (in a turn), unhandled (HTTP 500).",
+            ["kind"],
+            registry=r,
+        )
+        self.store_up = Gauge("scim_help_store_up", "1 when the last store ping/operation succeeded.", registry=r)
+        self.in_flight = Gauge("scim_help_turns_in_flight", "Turns being handled right now.", registry=r)
+        self.store_up.set(1)
+
+    # -- runtime observer -------------------------------------------------------------------------
+
+    def observe(self, msg: Incoming, turn: Turn | None, seconds: float, error: BaseException | None) -> None:
+        self.messages.labels(msg.channel).inc()
+        self.latency.labels(msg.channel).observe(seconds)
+        if error is not None:
+            kind = error_kind(error)
+            self.errors.labels(kind).inc()
+            if kind == "store_unavailable":
+                self.store_up.set(0)
+            try:
+                error.__dict__["_scim_help_counted"] = True  # the HTTP layer must not count it again
+            except (AttributeError, TypeError):
+                pass
+            return
+        if turn is not None and turn.started and not turn.silent:
+            self.started.labels(msg.channel).inc()
+
+    def record_outcome(self, new: dict, old: dict | None) -> None:
+        channel = str(new.get("channel") or "unknown")
+        symptom = str(new.get("symptom") or "none")
+        if old is None or old.get("outcome") != new.get("outcome"):
+            outcome = str(new.get("outcome") or "unknown")
+            self.ended.labels(channel, symptom, str(new.get("cause") or "none"), outcome).inc()
+            if outcome == "escalated":
+                self.escalations.labels(channel, symptom).inc()
+        if new.get("helpful") is not None and (old is None or old.get("helpful") is None):
+            self.feedback.labels(symptom, "yes" if new["helpful"] else "no").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ObservedStore(Store):
+    """Delegates everything to the real store; notices outcome records and store failures."""
+
+    def __init__(self, inner: Store, metrics: Metrics):
+        self.inner = inner
+        self.metrics = metrics
+        self.name = inner.name
+
+    async def _call(self, coro):
+        try:
+            result = await coro
+        except StoreUnavailable:
+            self.metrics.store_up.set(0)
+            raise
+        self.metrics.store_up.set(1)
+        return result
+
+    async def load(self, key: str) -> str | None:
+        return await self._call(self.inner.load(key))
+
+    async def save(self, key: str, data: str, ttl: int) -> None:
+        await self._call(self.inner.save(key, data, ttl))
+
+    async def delete(self, key: str) -> None:
+        await self._call(self.inner.delete(key))
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        try:
+            async with self.inner.lock(key, timeout):
+                yield
+        except StoreUnavailable:
+            self.metrics.store_up.set(0)
+            raise
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        return await self._call(self.inner.claim(key, ttl))
+
+    async def put_record(self, kind: str, key: str, data: str) -> None:
+        old_raw = None
+        if kind == OUTCOME_KIND:
+            # The engine writes outcomes under the conversation lock: read-then-write is race free.
+            old_raw = await self._call(self.inner.get_record(kind, key))
+        await self._call(self.inner.put_record(kind, key, data))
+        if kind == OUTCOME_KIND:
+            try:
+                self.metrics.record_outcome(json.loads(data), json.loads(old_raw) if old_raw else None)
+            except (ValueError, TypeError, AttributeError):
+                log.warning("outcome record is not JSON", extra={"key": key})
+
+    async def get_record(self, kind: str, key: str) -> str | None:
+        return await self._call(self.inner.get_record(kind, key))
+
+    async def records(self, kind: str) -> dict[str, str]:
+        return await self._call(self.inner.records(kind))
+
+    async def ping(self) -> bool:
+        ok = await self.inner.ping()
+        self.metrics.store_up.set(1 if ok else 0)
+        return ok
+
+    async def close(self) -> None:
+        await self.inner.close()

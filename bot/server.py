@@ -1,0 +1,412 @@
+"""`scim-help serve`: one aiohttp application for every channel and everything operational.
+
+    /                  web chat (bot/channels/web.py + bot/web/), unless SCIM_HELP_WEB_CHAT=false
+    /api/chat          web chat JSON API
+    /slack/events      Slack Events API (HTTP mode; Socket Mode runs as a background connection instead)
+    /api/messages      Microsoft Teams (Bot Framework)
+    /healthz           liveness: 200 while the event loop runs
+    /readyz            readiness: 200 when the store answers and the knowledge pack is loaded, else 503
+    /metrics           Prometheus exposition (bot/metrics.py)
+
+Every adapter calls `runtime.handle()`; `build_app` wraps it to count turns in flight, so a SIGTERM
+(`web.run_app` handles it) stops accepting connections, waits for those turns to finish (up to
+SCIM_HELP_SHUTDOWN_TIMEOUT), then closes the store. Store outages become a polite 503 on every endpoint;
+anything unexpected becomes a 500 JSON without details (logged and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import socket
+import sys
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
+from bot.runtime import Runtime
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store.base import StoreUnavailable
+
+log = logging.getLogger("scim_help.server")
+
+RUNTIME = web.AppKey("scim_help_runtime", Runtime)
+METRICS = web.AppKey("scim_help_metrics", Metrics)
+STATE = web.AppKey("scim_help_state", dict)
+
+POLITE_503 = (
+    "The assistant can't reach its conversation store right now, so it can't continue this conversation. "
+    "Please try again in a minute."
+)
+PROBE_TIMEOUT = 3.0
+QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+class InFlight:
+    """Counts turns being handled; shutdown waits until it drops to zero."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+INFLIGHT = web.AppKey("scim_help_inflight", InFlight)
+
+
+# ---- middleware --------------------------------------------------------------------------------------
+
+
+def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/chat"):
+            return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        raise
+    except (StoreUnavailable, TimeoutError) as exc:
+        if not exc.__dict__.get("_scim_help_counted"):
+            metrics.errors.labels(error_kind(exc)).inc()
+        if isinstance(exc, StoreUnavailable):
+            metrics.store_up.set(0)
+        log.warning("store unavailable", extra={"path": request.path, "error": type(exc).__name__})
+        return _json_error(503, "unavailable", POLITE_503, headers={"Retry-After": "5"})
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if not exc.__dict__.get("_scim_help_counted"):
+            metrics.errors.labels("unhandled").inc()
+        log.exception("unhandled error", extra={"path": request.path, "error": type(exc).__name__})
+        return _json_error(500, "internal", "Something went wrong on our side. Please try again.")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+# ---- operational endpoints --------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _ping(runtime: Runtime) -> bool:
+    try:
+        return await asyncio.wait_for(runtime.store.ping(), PROBE_TIMEOUT)
+    except (TimeoutError, StoreUnavailable, OSError):
+        return False
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    runtime = app[RUNTIME]
+    reasons = []
+    if app[STATE].get("shutting_down"):
+        reasons.append("shutting down")
+    bundle = runtime.bundle
+    if bundle is None or not bundle.pack.symptoms:
+        reasons.append("knowledge pack not loaded")
+    if not await _ping(runtime):
+        app[METRICS].store_up.set(0)
+        reasons.append(f"store ({runtime.store.name}) not answering")
+    if reasons:
+        return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+    return web.json_response(
+        {
+            "status": "ready",
+            "store": runtime.store.name,
+            "knowledge": {"symptoms": len(bundle.pack.symptoms), "causes": len(bundle.pack.causes)},
+        }
+    )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    await _ping(request.app[RUNTIME])  # ObservedStore.ping sets scim_help_store_up
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def web_chat_disabled(request: web.Request) -> web.Response:
+    return web.Response(text="scim-help is running. The web chat is disabled (SCIM_HELP_WEB_CHAT=false).\n")
+
+
+# ---- application --------------------------------------------------------------------------------------
+
+
+def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
+    if not isinstance(runtime.store, ObservedStore):
+        observed = ObservedStore(runtime.store, metrics)
+        runtime.store = observed
+        runtime.engine.store = observed
+    else:
+        runtime.store.metrics = metrics
+    runtime.observers.append(metrics.observe)
+    inner = runtime.handle
+
+    async def handle(msg):  # type: ignore[no-untyped-def]
+        inflight.enter()
+        metrics.in_flight.inc()
+        try:
+            return await inner(msg)
+        finally:
+            inflight.leave()
+            metrics.in_flight.dec()
+
+    runtime.handle = handle  # type: ignore[method-assign]
+
+
+def _optional_channel(name: str):  # type: ignore[no-untyped-def]
+    """Import bot.channels.<name>, or None (logged) while a colleague has not landed it yet."""
+    import importlib
+
+    module = f"bot.channels.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        log.warning("channel not available in this build, skipped", extra={"channel": name})
+        return None
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    settings = runtime.settings
+    metrics = Metrics()
+    inflight = InFlight()
+    _instrument(runtime, metrics, inflight)
+
+    app = web.Application(middlewares=[error_middleware])
+    app[RUNTIME] = runtime
+    app[METRICS] = metrics
+    app[INFLIGHT] = inflight
+    app[STATE] = {"channels": []}
+    app.on_response_prepare.append(_security_headers)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+
+    if settings.web_chat:
+        from bot.channels import web as web_channel
+
+        web_channel.mount(app, runtime)
+        app[STATE]["channels"].append("web")
+    else:
+        app.router.add_get("/", web_chat_disabled)
+
+    if settings.slack_enabled:
+        slack = _optional_channel("slack")
+        if slack is not None and settings.slack_mode == "http":
+            slack.mount(app, runtime)
+            app[STATE]["channels"].append("slack")
+        elif slack is not None:
+            app.on_startup.append(_start_socket_mode)
+            app.on_cleanup.append(_stop_socket_mode)
+            app[STATE]["channels"].append("slack-socket")
+
+    if settings.teams_enabled:
+        teams = _optional_channel("teams")
+        if teams is not None:
+            teams.mount(app, runtime)
+            # teams.mount itself warns loudly when the endpoint is unauthenticated (no MicrosoftAppId).
+            app[STATE]["channels"].append("teams")
+
+    app.on_shutdown.append(_drain)
+
+    async def _unobserve(app: web.Application) -> None:
+        if metrics.observe in runtime.observers:
+            runtime.observers.remove(metrics.observe)
+
+    app.on_cleanup.append(_unobserve)
+    return app
+
+
+async def _drain(app: web.Application) -> None:
+    """on_shutdown: the listening socket is closed; let turns in flight finish before cleanup."""
+    app[STATE]["shutting_down"] = True
+    inflight = app[INFLIGHT]
+    if inflight.count:
+        log.info("waiting for turns in flight", extra={"turns": inflight.count})
+    timeout = app[RUNTIME].settings.shutdown_timeout
+    if not await inflight.wait_idle(timeout):
+        log.warning("shutdown timeout: turns still in flight", extra={"turns": inflight.count})
+
+
+async def _start_socket_mode(app: web.Application) -> None:
+    from bot.channels.slack import start_socket_mode
+
+    # Run as a task: whether start_socket_mode returns a handle or keeps the connection open itself, the
+    # server's startup is never blocked by Slack.
+    task = asyncio.create_task(start_socket_mode(app[RUNTIME]), name="slack-socket-mode")
+
+    def done(t: asyncio.Task) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("Slack Socket Mode failed", exc_info=t.exception())
+
+    task.add_done_callback(done)
+    app[STATE]["socket_task"] = task
+
+
+async def _stop_socket_mode(app: web.Application) -> None:
+    task: asyncio.Task | None = app[STATE].get("socket_task")
+    if task is None:
+        return
+    if task.done() and not task.cancelled() and task.exception() is None:
+        handle = task.result()
+        for name in ("close_async", "disconnect_async", "close", "disconnect"):
+            method = getattr(handle, name, None)
+            if method is not None:
+                result = method()
+                if inspect.isawaitable(result):
+                    await result
+                break
+    else:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request; probes and scrapes only when they fail (or at DEBUG)."""
+
+    def log(self, request, response, time):  # type: ignore[no-untyped-def]
+        if request.path in QUIET_PATHS and response.status < 400 and not self.logger.isEnabledFor(logging.DEBUG):
+            return
+        self.logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "ms": round(time * 1000, 1),
+            },
+        )
+
+
+# ---- command ----------------------------------------------------------------------------------------
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+def _browser_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "*") else ("localhost" if host == "::" else host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from knowledge.loader import KnowledgeError
+
+    from bot.logs import setup_from_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if getattr(args, "knowledge", None):
+        overrides["knowledge"] = args.knowledge
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"scim-help: {exc}", file=sys.stderr)
+        return 2
+    setup_from_settings(settings)
+
+    if settings.store == "sqlite":
+        problem = _data_dir_problem(settings)
+        if problem:
+            print(f"scim-help: invalid configuration:\n  SCIM_HELP_DATA_DIR: {problem}", file=sys.stderr)
+            return 2
+    try:
+        runtime = Runtime.create(settings)
+    except KnowledgeError as exc:
+        print(f"scim-help: invalid configuration: the knowledge pack has {len(exc.issues)} problem(s) "
+              "(SCIM_HELP_KNOWLEDGE / --knowledge):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+            "(choose another with --port or PORT, or --host / SCIM_HELP_HOST)",
+            file=sys.stderr,
+        )
+        return 2
+    port = sock.getsockname()[1]
+    app = build_app(runtime)
+
+    async def close_runtime(app: web.Application) -> None:
+        await runtime.close()
+
+    app.on_cleanup.append(close_runtime)
+    channels = app[STATE]["channels"]
+
+    def announce(_aiohttp_banner: str) -> None:
+        url = _browser_url(settings.host, port)
+        if settings.web_chat:
+            print(f"scim-help is running: open {url} in your browser", flush=True)
+        else:
+            print(f"scim-help is running on {url}", flush=True)
+        print(
+            f"  channels: {', '.join(channels) or 'none'} | store: {settings.store} | "
+            f"health: {url}healthz {url}readyz | metrics: {url}metrics | Ctrl+C to stop",
+            flush=True,
+        )
+
+    web.run_app(
+        app,
+        sock=sock,
+        print=announce,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log_class=AccessLogger,
+        handle_signals=True,
+    )
+    log.info("stopped")
+    return 0
+
+
+def _data_dir_problem(settings: Settings) -> str | None:
+    import os
+
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {path}: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable by this user"
+    return None
