@@ -7,8 +7,9 @@ dictionaries. The path of a message:
 
 1. `bot.text.normalize` strips Slack/Teams markup and lower-cases.
 2. Tokens (apostrophes dropped, so "can't" -> "cant"), typo folding of unknown words onto the material's
-   vocabulary (Damerau/OSA distance 1, or 2 for long words, via a deletion index verified with rapidfuzz),
-   synonym folding ("azure ad" -> "entra", "licences" -> "license", "isn't" -> "not"), light stemming.
+   typo targets (Damerau/OSA distance 1, or 2 for long words, via a deletion index verified with
+   rapidfuzz), light stemming, then synonym folding on the stems ("azure ad" -> "entra", "licences" ->
+   "license", "isn't" -> "not").
 3. Weighted cue phrases are found in order, with a small gap allowed between their words: domain cues,
    negative cues, per-symptom cues, per-cause evidence (with a negation check).
 4. Nearest neighbours: IDF-weighted cosine over unigrams and bigrams against the per-symptom examples and
@@ -131,11 +132,12 @@ class _Analyzer:
         self.min_typo_len = min_typo_len
         self.long_word = long_word
         # Synonym folding on the space-joined raw tokens, longest variant first.
+        # Folding runs on stems, so one inflection of a variant covers the others ("any user" = "any users").
         table: dict[str, str] = {}
         for canonical, variants in synonyms.items():
-            canon = " ".join(self.raw_tokens(canonical))
+            canon = " ".join(stem(w) for w in self.raw_tokens(canonical))
             for v in variants:
-                key = " ".join(self.raw_tokens(v))
+                key = " ".join(stem(w) for w in self.raw_tokens(v))
                 if key and key != canon:
                     table[key] = canon
         self.synonyms = table
@@ -208,7 +210,7 @@ class _Analyzer:
         raw = self.raw_tokens(normalised)
         if typo:
             raw = [self.correct(t) for t in raw]
-        return [self.stem(t) for t in self.fold(raw)]
+        return self.fold([self.stem(t) for t in raw])
 
 
 # ---- cue matching ------------------------------------------------------------------------------------
