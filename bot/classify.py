@@ -226,18 +226,23 @@ class _Cue:
     label: str
     text: str
     gap: int
+    negatable: bool = True
 
 
 class _CueSet:
     """Phrases matched in order over stems, allowing `gap` extra tokens in between (in total)."""
 
     def __init__(self, cues: list[_Cue]):
-        by_first: dict[str, list[_Cue]] = defaultdict(list)
-        seen: set[tuple[tuple[str, ...], str]] = set()
+        # Two phrases that fold to the same words count once, with the larger weight.
+        best: dict[tuple[tuple[str, ...], str], _Cue] = {}
         for c in cues:
-            if not c.stems or (c.stems, c.label) in seen:
+            if not c.stems:
                 continue
-            seen.add((c.stems, c.label))
+            key = (c.stems, c.label)
+            if key not in best or c.weight > best[key].weight:
+                best[key] = c
+        by_first: dict[str, list[_Cue]] = defaultdict(list)
+        for c in best.values():
             by_first[c.stems[0]].append(c)
         self.by_first = dict(by_first)
 
@@ -432,11 +437,11 @@ class Classifier:
         gap = int(t["cue-gap"])
         wide = int(t["wide-gap"])
 
-        def cue(text: str, weight: float, label: str, g: int) -> _Cue:
+        def cue(text: str, weight: float, label: str, g: int, negatable: bool = True) -> _Cue:
             # "email ... empty": the words may be further apart (up to `wide-gap` words in between).
             if "..." in text:
-                return _Cue(stems_of(text.replace("...", " ")), weight, label, text, max(g, wide))
-            return _Cue(stems_of(text), weight, label, text, g)
+                return _Cue(stems_of(text.replace("...", " ")), weight, label, text, max(g, wide), negatable)
+            return _Cue(stems_of(text), weight, label, text, g, negatable)
 
         cgap = int(t["cause-gap"])
         cues: list[_Cue] = []
@@ -467,7 +472,7 @@ class Classifier:
         for cid, cl in mat.cause_cues.items():
             for c in cl:
                 label = ("rules-out:" if c.weight < 0 else "pin:") + cid
-                ccues.append(cue(c.text, abs(c.weight), label, cgap))
+                ccues.append(cue(c.text, abs(c.weight), label, cgap, c.negatable))
         self.cause_cues = _CueSet(ccues)
         self.negators = {st[0] for st in map(stems_of, mat.negators) if len(st) == 1}
 
@@ -667,7 +672,7 @@ class Classifier:
             kind, _, cid = cue.label.partition(":")
             if any(x <= a and b <= y for x, y in spans_out.get(cid, ())):
                 continue
-            if cue.stems[0] not in self.negators and any(
+            if cue.negatable and cue.stems[0] not in self.negators and any(
                 stems[j] in self.negators for j in range(max(0, a - window), a)
             ):
                 continue

@@ -185,6 +185,9 @@ class Cue(Strict):
 
     text: Text
     weight: float = 1.0
+    # Cause phrases only: whether "no"/"not"/"never" shortly before the phrase cancels it. Off for words
+    # that a negation rarely applies to ("why doesn't the department update" still names the department).
+    negatable: bool = True
 
 
 class SymptomMaterial(Strict):
