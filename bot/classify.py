@@ -66,7 +66,8 @@ class Classification:
     signature: SignatureHit | None
     # Diagnostics for `explain` and tuning; not part of the JSON contract.
     domain_score: float = 0.0
-    evidence: tuple[str, ...] = field(default_factory=tuple)
+    # (what it counts for, phrase, weight) for each piece of evidence found; `explain` shows them.
+    evidence: tuple[tuple[str, str, float], ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict:
         return {
@@ -227,6 +228,10 @@ class _Cue:
     text: str
     gap: int
     negatable: bool = True
+    rest: frozenset[str] = field(init=False, repr=False, compare=False)  # the words after the first
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rest", frozenset(self.stems[1:]))
 
 
 class _CueSet:
@@ -259,7 +264,7 @@ class _CueSet:
                 if k == 1:
                     out.append((cue, starts[0], starts[0] + 1))
                     continue
-                if any(s not in positions for s in cue.stems[1:]):
+                if not cue.rest <= positions.keys():
                     continue
                 limit = k + cue.gap
                 for p in starts:
@@ -294,10 +299,14 @@ class _Neighbours:
         self.idf = {k: math.log((n + 1) / (v + 0.5)) for k, v in df.items()}
         self.default_idf = math.log((n + 1) / 0.5)
         self.index: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        # Features in more than a third of the examples say little and cost the most: not indexed (they
+        # still count in each vector's norm).
+        common = {k for k, v in df.items() if v > n / 3}
         for i, f in enumerate(feats):
             vec = self._weigh(f)
             for k, w in vec.items():
-                self.index[k].append((i, w))
+                if k not in common:
+                    self.index[k].append((i, w))
 
     def _features(self, stems: list[str]) -> dict[str, float]:
         content = [s for s in stems if s not in self.stop]
@@ -638,7 +647,7 @@ class Classifier:
         for i, s in enumerate(stems):
             positions[s].append(i)
 
-        evidence: list[str] = []
+        evidence: list[tuple[str, str, float]] = []
         dom = neg = 0.0
         sym_cue = {s: 0.0 for s in self.symptom_ids}
         for cue, _, _ in self.cues.find(stems, positions):
@@ -648,12 +657,12 @@ class Classifier:
                 neg += cue.weight
             elif cue.label in sym_cue:
                 sym_cue[cue.label] += cue.weight
-            evidence.append(f"{cue.label}: {cue.text} ({cue.weight:+g})")
+            evidence.append((cue.label, cue.text, cue.weight))
 
         other = self._other_target(stems, plain)
         if other:
             neg += t["other-target"]
-            evidence.append(f"negative: provisioning target '{other}' is another application ({t['other-target']:+g})")
+            evidence.append(("negative", f"provisioning target '{other}' is another application", t["other-target"]))
 
         # Cause evidence, minus negated phrases and phrases inside a "rules out" phrase.
         found = self.cause_cues.find(stems, positions)
@@ -679,7 +688,7 @@ class Classifier:
             cause_ev[cid] += cue.weight
             if kind == "cause":
                 steer_ev[cid] += cue.weight
-            evidence.append(f"cause {cid}: {cue.text} ({cue.weight:+g})")
+            evidence.append(("cause " + cid, cue.text, cue.weight))
         for cid in ruled_out:
             if cid in cause_ev and cause_ev[cid] < 2 * t["report-cue-weight"]:
                 del cause_ev[cid]
@@ -688,13 +697,13 @@ class Classifier:
         if self._full_count_cause and self._license_stem in positions and _FULL_COUNT.search(plain):
             cause_ev[self._full_count_cause] += t["full-count"]
             steer_ev[self._full_count_cause] += t["full-count"]
-            evidence.append(f"cause insufficient-licenses: every licence taken ({t['full-count']:+g})")
+            evidence.append(("cause " + self._full_count_cause, "every licence taken", t["full-count"]))
 
         sig = self._match_signature_plain(_squash(plain), set(_Analyzer.raw_tokens(plain)))
         if sig is not None:
             cause_ev[sig.cause] += 10.0 * sig.score
             steer_ev[sig.cause] += 10.0 * sig.score
-            evidence.append(f"signature {sig.cause}: {sig.text[:60]}")
+            evidence.append(("signature " + sig.cause, sig.text[:60], 10.0 * sig.score))
 
         nn = self.nn.best_by_label(stems)
         floor = t["knn-floor"]
@@ -829,6 +838,6 @@ class Classifier:
             lines.append("would ask:  which of these fits best? " + ", ".join(c.clarify))
         if c.evidence:
             lines.append("evidence:")
-            for e in c.evidence[:20]:
-                lines.append(f"  {e}")
+            for label, phrase, weight in c.evidence[:24]:
+                lines.append(f"  {label}: {phrase} ({weight:+g})")
         return "\n".join(lines)
