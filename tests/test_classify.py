@@ -124,6 +124,48 @@ def test_free_text_answer_signature(clf: Classifier) -> None:
     assert clf.match_signature("yes") is None
 
 
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("new hires missing in Cato, they sit in a nested group under the assigned one", "nested-groups"),
+        ("provision on demand says the new user is out of scope", "scoping"),
+        ("SCIM users show up in Cato but the email field is empty", "missing-attributes"),
+        ("changed the department in Entra, Cato still shows the old department", "untracked-attribute-update"),
+        ("enabling SCIM fails: refer to Account ID Configuration - Email", "account-requirements"),
+    ],
+)
+def test_evidence_phrases_pin_cause(clf: Classifier, text: str, cause: str) -> None:
+    assert clf.classify(text).cause == cause
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Negated evidence is no evidence.
+        "some users are missing in Cato; there are no nested groups and nothing is out of scope that I can see",
+        # A failing Test Connection alone does not say why.
+        "test connection fails for the Cato app in Entra, no users in CMA",
+        # Symptom without any evidence for a cause.
+        "new hires never show up in Cato",
+    ],
+)
+def test_no_cause_without_evidence(clf: Classifier, text: str) -> None:
+    c = clf.classify(text)
+    assert c.symptom is not None
+    assert c.cause is None, clf.explain(c)
+
+
+def test_material_compiles(clf: Classifier) -> None:
+    # Every phrase of the material survives folding (a phrase made only of dropped words would never match).
+    for cue_set in (clf.cues, clf.cause_cues):
+        for cues in cue_set.by_first.values():
+            for cue in cues:
+                assert cue.stems, cue.text
+    mat = clf.bundle.classifier
+    assert set(mat.symptoms) == SYMPTOMS
+    assert all(sm.examples and sm.cues for sm in mat.symptoms.values())
+
+
 # ---- off-topic hard negatives ------------------------------------------------------------------------------
 
 
@@ -143,6 +185,10 @@ def test_free_text_answer_signature(clf: Classifier) -> None:
         "Google Workspace to Slack SCIM: users in one OU are not created",
         "good morning all",
         "can someone reset my password",
+        # Something else being provisioned, named or not in our material.
+        "Zscaler SCIM provisioning from Entra returns 403 for every user",
+        "Entra provisioning to Frobnicator fails, no users created",
+        "my surname changed, can IT update my email address?",
     ],
 )
 def test_off_topic_stays_null(clf: Classifier, text: str) -> None:
