@@ -152,7 +152,11 @@ class _Analyzer:
         # Typo folding: known words are left alone; others may fold onto a target one or two edits away.
         self.vocab = {w for w in vocabulary if w}
         self._index: dict[str, list[str]] = defaultdict(list)
-        for w in sorted({w for w in targets if w}):
+        targets = {w for w in targets if w}
+        # Longer words cannot be a typo of any target: never generate their deletions (a 4000-letter
+        # "word" would otherwise make millions).
+        self.max_typo_len = max((len(w) for w in targets), default=0) + 2
+        for w in sorted(targets):
             if len(w) < self.min_typo_len - 1 or w.isdigit():
                 continue
             for d in _deletes(w, 2 if len(w) >= self.long_word else 1):
@@ -165,7 +169,12 @@ class _Analyzer:
         return _TOKEN.findall(_APOS.sub("", text.lower()))
 
     def correct(self, token: str) -> str:
-        if token in self.vocab or len(token) < self.min_typo_len or not token.isalpha():
+        if (
+            token in self.vocab
+            or len(token) < self.min_typo_len
+            or len(token) > self.max_typo_len
+            or not token.isalpha()
+        ):
             return token
         hit = self._typo_cache.get(token)
         if hit is not None:

@@ -97,11 +97,12 @@ def strip_markup(text: str) -> str:
         s = unicodedata.normalize("NFKC", s)
         s = _CONTROL.sub(" ", s)
         s = _WS.sub(" ", s).strip()
-        return s[:MAX_CHARS]
+        return s[:MAX_CHARS].rstrip()
     except Exception:  # noqa: BLE001 - normalisation is best effort, never a crash
         return ""
 
 
 def normalize(text: str) -> str:
     """Lower-case plain words of a Slack or Teams message (see `strip_markup`). Never raises."""
-    return strip_markup(text).lower()
+    # Lower-casing can lengthen a string ("İ" -> "i̇"): cap again.
+    return strip_markup(text).lower()[:MAX_CHARS].rstrip()
