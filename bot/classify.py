@@ -85,8 +85,8 @@ _APOS = re.compile(r"['\u2019\u2018\u02bc`\u00b4]")
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 # "350 of 350", "1000/1000": every seat taken (used as licence evidence, next to licence words).
 # A capitalised name right before SCIM / provisioning: "Zoom SCIM", "Atlassian Cloud provisioning".
-_NAME_BEFORE = re.compile(r"\b([A-Z][A-Za-z0-9]+) (?:SCIM|[Pp]rovisioning)\b")
-_FULL_COUNT = re.compile(r"\b(\d+)\s*(?:/|of)\s*\1\b")
+_NAME_BEFORE = re.compile(r"\b([A-Z][A-Za-z0-9]{1,40}) (?:SCIM|[Pp]rovisioning)\b")
+_FULL_COUNT = re.compile(r"\b(\d{1,7})\s{0,3}(?:/|of)\s{0,3}\1\b")
 
 
 def stem(word: str) -> str:
@@ -648,7 +648,9 @@ class Classifier:
         plain = strip_markup(text)
         norm = plain.lower()
         idp = self._detect_idp_norm(norm) if norm else None
-        stems = self.an.analyse(norm) if norm else []
+        # Cap the words analysed: the problem is stated early, and work stays bounded on pasted walls of
+        # text (signatures are still looked for in the whole message).
+        stems = self.an.analyse(norm)[: int(t["max-words"])] if norm else []
         if not stems:
             return Classification(None, None, 0.0, [], False, [], idp, None)
 

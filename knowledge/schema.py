@@ -228,6 +228,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "typo-min-len": 5,
     "typo-long-word": 9,
     "bigram-weight": 0.7,
+    "max-words": 320,
     "full-count": 3.0,
     "shared-cause-prior": 0.2,
     "other-target": 4.0,
