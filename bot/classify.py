@@ -549,10 +549,10 @@ class Classifier:
                 )
         self.signatures = sigs
 
-        # IdP aliases, longest first, matched on word boundaries of the normalised text.
+        # IdP names and aliases (not ids: "other" is a word), longest first, on word boundaries.
         alias_list: list[tuple[str, str]] = []
         for idp in pack.idps:
-            for a in [idp.id, idp.name, *idp.aliases]:
+            for a in [idp.name, *idp.aliases]:
                 alias_list.append((" ".join(_Analyzer.raw_tokens(normalize(a))), idp.id))
         alias_list = [(a, i) for a, i in alias_list if a]
         alias_list.sort(key=lambda x: len(x[0]), reverse=True)
@@ -765,7 +765,8 @@ class Classifier:
         z = sum(exps.values()) or 1.0
         probs = {s: e / z for s, e in exps.items()}
         ranked = sorted((s for s in self.symptom_ids if scores[s] > 0), key=lambda s: -probs[s])
-        candidates = [Candidate(s, round(probs[s] * p_domain, 4)) for s in ranked[:5]]
+        # Candidates: every symptom with a score that survives rounding in the JSON (3 decimals).
+        candidates = [Candidate(s, round(probs[s] * p_domain, 4)) for s in ranked[:5] if probs[s] * p_domain >= 0.0005]
 
         top = ranked[0] if ranked else None
         if in_domain and (top is None or scores[top] < t["min-evidence"]) and domain_score < t["vague-domain"]:

@@ -212,6 +212,7 @@ def test_off_topic_stays_null(clf: Classifier, text: str) -> None:
         ("onelogin users missing", "onelogin"),
         ("custom SCIM app from JumpCloud", "other"),
         ("users missing in cato", None),
+        ("other users are fine, only one is missing", None),
         ("<@U1> the okta-side app is fine", "okta"),
     ],
 )
