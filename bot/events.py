@@ -13,9 +13,10 @@ Console paths and quoted error messages travel in their own fields so each rende
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Channel = Literal["slack", "teams", "web", "terminal", "replay", "bench", "test"]
 
@@ -39,6 +40,22 @@ class Incoming(BaseModel):
     # only when it is confident the message is a SCIM provisioning problem, or when it already owns the
     # thread.
     directed: bool = True
+
+    @field_validator("conversation_id", "user_id", "text", "choice")
+    @classmethod
+    def _valid_unicode(cls, v: str | None) -> str | None:
+        """Lone surrogates (JSON allows `"\\ud800"`) cannot be stored, logged or sent on as UTF-8: they
+        become U+FFFD here, once, instead of failing wherever the text goes next."""
+        if v is None:
+            return v
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", v)
+        return v
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Choice(BaseModel):
