@@ -494,7 +494,7 @@ class TeamsEndpoint:
             return web.json_response({"error": "expected application/json"}, status=415)
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" nested too deep
             return web.json_response({"error": "body is not valid JSON"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "body is not an activity"}, status=400)
