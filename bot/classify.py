@@ -244,9 +244,12 @@ class _Cue:
 
 
 class _CueSet:
-    """Phrases matched in order over stems, allowing `gap` extra tokens in between (in total)."""
+    """Phrases matched in order over stems, allowing `gap` extra tokens in between (in total). A word
+    skipped inside the phrase must not be a negator unless the phrase has one itself: "user create" does
+    not match "user couldn't be created"."""
 
-    def __init__(self, cues: list[_Cue]):
+    def __init__(self, cues: list[_Cue], negators: frozenset[str] = frozenset()):
+        self.negators = negators
         # Two phrases that fold to the same words count once, with the larger weight.
         best: dict[tuple[tuple[str, ...], str], _Cue] = {}
         for c in cues:
@@ -259,6 +262,7 @@ class _CueSet:
         for c in best.values():
             by_first[c.stems[0]].append(c)
         self.by_first = dict(by_first)
+        self.plain = {id(c): not (set(c.stems) & negators) for c in best.values()}
 
     def find(self, stems: list[str], positions: dict[str, list[int]]) -> list[tuple[_Cue, int, int]]:
         out: list[tuple[_Cue, int, int]] = []
@@ -276,12 +280,15 @@ class _CueSet:
                 if not cue.rest <= positions.keys():
                     continue
                 limit = k + cue.gap
+                guard = self.plain[id(cue)] and self.negators
                 for p in starts:
                     j, q = 1, p + 1
                     end = min(n, p + limit)
                     while q < end and j < k:
                         if stems[q] == cue.stems[j]:
                             j += 1
+                        elif guard and stems[q] in guard:
+                            break
                         q += 1
                     if j == k:
                         out.append((cue, p, q))
@@ -462,6 +469,8 @@ class Classifier:
             return _Cue(stems_of(text), weight, label, text, g, negatable)
 
         cgap = int(t["cause-gap"])
+        self.negators = {st[0] for st in map(stems_of, mat.negators) if len(st) == 1}
+        negators = frozenset(self.negators)
         cues: list[_Cue] = []
         for c in mat.domain_cues:
             cues.append(cue(c.text, c.weight, "domain", gap))
@@ -470,7 +479,7 @@ class Classifier:
         for sid, sm in mat.symptoms.items():
             for c in sm.cues:
                 cues.append(cue(c.text, c.weight, sid, gap))
-        self.cues = _CueSet(cues)
+        self.cues = _CueSet(cues, negators)
 
         # Cause evidence: the pack's report cues of answers that confirm a cause (and those that rule one
         # out, which cancel), plus the classifier's own cause cues.
@@ -491,8 +500,7 @@ class Classifier:
             for c in cl:
                 label = ("rules-out:" if c.weight < 0 else "pin:") + cid
                 ccues.append(cue(c.text, abs(c.weight), label, cgap, c.negatable))
-        self.cause_cues = _CueSet(ccues)
-        self.negators = {st[0] for st in map(stems_of, mat.negators) if len(st) == 1}
+        self.cause_cues = _CueSet(ccues, negators)
 
         # "provisioning to Zscaler", "Dropbox SCIM": a provisioning target that is no word of ours is
         # another application. Our words: everything the in-domain material says (not the off-topic
