@@ -103,7 +103,7 @@ class Metrics:
             if kind == "store_unavailable":
                 self.store_up.set(0)
             try:
-                error.__dict__["_scim_help_counted"] = True  # the HTTP layer must not count it again
+                error._scim_help_counted = True  # type: ignore[union-attr]  # the HTTP layer must not count it again
             except (AttributeError, TypeError):
                 pass
             return

@@ -360,6 +360,15 @@ async def test_body_limit_applies_without_content_length(client):
     resp = await client.post("/api/chat", data=chunks(), headers={"Content-Type": "application/json"})
     assert resp.status == 413
 
+    async def small_chunks():  # a valid body in many small pieces is read whole
+        body = json.dumps({"text": "SCIM provisioning won't enable " + "y" * 3000}).encode()
+        for i in range(0, len(body), 100):
+            yield body[i : i + 100]
+            await asyncio.sleep(0)
+
+    resp = await client.post("/api/chat", data=small_chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status == 200, await resp.text()
+
 
 async def test_origin_rules(serve_app):
     client = await serve_app(allowed_origins="https://intranet.example.com")

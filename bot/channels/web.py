@@ -126,8 +126,8 @@ class WebChat:
             return error(403, "forbidden_origin", "Requests from another site are not accepted.")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return error(413, "too_large", f"The request body is limited to {MAX_BODY // 1024} KB.")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
+        raw = await _read_limited(request, MAX_BODY)
+        if raw is None:
             return error(413, "too_large", f"The request body is limited to {MAX_BODY // 1024} KB.")
         try:
             body = ChatRequest.model_validate_json(raw or b"{}")
@@ -177,6 +177,20 @@ class WebChat:
             entries.extend({"who": "bot", "reply": r} for r in replies)
             del entries[:-TRANSCRIPT_KEEP]
             await store.save(key, json.dumps(entries, ensure_ascii=False), self.runtime.settings.conversation_ttl)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it exceeds `limit` (chunked bodies have no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 def _label(entries: list[dict], choice: str) -> str:
