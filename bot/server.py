@@ -92,7 +92,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
     except (StoreUnavailable, TimeoutError) as exc:
-        if not exc.__dict__.get("_scim_help_counted"):
+        if not getattr(exc, "_scim_help_counted", False):
             metrics.errors.labels(error_kind(exc)).inc()
         if isinstance(exc, StoreUnavailable):
             metrics.store_up.set(0)
@@ -101,7 +101,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        if not exc.__dict__.get("_scim_help_counted"):
+        if not getattr(exc, "_scim_help_counted", False):
             metrics.errors.labels("unhandled").inc()
         log.exception("unhandled error", extra={"path": request.path, "error": type(exc).__name__})
         return _json_error(500, "internal", "Something went wrong on our side. Please try again.")
