@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server (web chat, Slack, Teams, health, metrics)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="server processes sharing the port and store (default: SCIM_HELP_WORKERS or 1)")
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")

@@ -337,6 +337,8 @@ def run_server(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if getattr(args, "knowledge", None):
         overrides["knowledge"] = args.knowledge
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -349,6 +351,8 @@ def run_server(args: argparse.Namespace) -> int:
         if problem:
             print(f"scim-help: invalid configuration:\n  SCIM_HELP_DATA_DIR: {problem}", file=sys.stderr)
             return 2
+    if settings.workers > 1:
+        return _run_workers(settings)
     try:
         runtime = Runtime.create(settings)
     except KnowledgeError as exc:
@@ -367,6 +371,11 @@ def run_server(args: argparse.Namespace) -> int:
         )
         return 2
     port = sock.getsockname()[1]
+    _serve(settings, runtime, sock, port)
+    return 0
+
+
+def _serve(settings: Settings, runtime: Runtime, sock: socket.socket, port: int, worker: str = "") -> None:
     app = build_app(runtime)
 
     async def close_runtime(app: web.Application) -> None:
@@ -376,13 +385,16 @@ def run_server(args: argparse.Namespace) -> int:
     channels = app[STATE]["channels"]
 
     def announce(_aiohttp_banner: str) -> None:
+        if worker not in ("", "0"):
+            return  # with several workers the first one speaks for all
         url = _browser_url(settings.host, port)
         if settings.web_chat:
             print(f"scim-help is running: open {url} in your browser", flush=True)
         else:
             print(f"scim-help is running on {url}", flush=True)
+        workers = f"workers: {settings.workers} | " if settings.workers > 1 else ""
         print(
-            f"  channels: {', '.join(channels) or 'none'} | store: {settings.store} | "
+            f"  channels: {', '.join(channels) or 'none'} | store: {settings.store} | {workers}"
             f"health: {url}healthz {url}readyz | metrics: {url}metrics | Ctrl+C to stop",
             flush=True,
         )
@@ -395,8 +407,133 @@ def run_server(args: argparse.Namespace) -> int:
         access_log_class=AccessLogger,
         handle_signals=True,
     )
+    log.info("stopped", extra={"worker": worker} if worker else None)
+
+
+# ---- several worker processes ------------------------------------------------------------------------
+
+
+def _reuseport_socket(host: str, port: int, listen: bool) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(1024)
+    return sock
+
+
+def _run_workers(settings: Settings) -> int:
+    """`settings.workers` processes, each a complete server (its own event loop, runtime and store
+    connection) listening on the same port with SO_REUSEPORT; the kernel spreads connections over them.
+    Conversation state, locks and de-duplication live in the shared store, so any worker can take any
+    request. This process only supervises: SIGTERM/SIGINT are passed on (each worker drains its turns in
+    flight), and when a worker dies the others are stopped and the exit status says so, for the
+    supervisor (docker, Kubernetes, systemd) to restart the whole server. Workers die with it, even on
+    SIGKILL (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+
+    from knowledge.loader import KnowledgeError, load_pack
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        print("scim-help: --workers needs SO_REUSEPORT (Linux); run one worker per container instead", file=sys.stderr)
+        return 2
+    try:
+        load_pack(settings.knowledge)  # fail here, once, with the readable message
+    except KnowledgeError as exc:
+        print(f"scim-help: invalid configuration: the knowledge pack has {len(exc.issues)} problem(s) "
+              "(SCIM_HELP_KNOWLEDGE / --knowledge):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    try:
+        # Bound but not listening: resolves port 0 and holds the port; takes no connections.
+        holder = _reuseport_socket(settings.host, settings.port, listen=False)
+    except OSError as exc:
+        print(
+            f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+            "(choose another with --port or PORT, or --host / SCIM_HELP_HOST)",
+            file=sys.stderr,
+        )
+        return 2
+    port = holder.getsockname()[1]
+    # Heavy imports once, before forking: the workers share those pages and start faster.
+    for name in ("slack", "teams", "web"):
+        _optional_channel(name)
+
+    children: dict[int, int] = {}
+    for n in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            status = 1
+            try:
+                _die_with_parent()
+                # Own process group: a terminal's Ctrl+C reaches the supervisor only, which passes on one
+                # SIGTERM (two signals would cut a worker's graceful shutdown short).
+                os.setpgid(0, 0)
+                holder.close()
+                runtime = Runtime.create(settings)
+                sock = _reuseport_socket(settings.host, port, listen=True)
+                _serve(settings, runtime, sock, port, worker=str(n))
+                status = 0
+            except web.GracefulExit:
+                status = 0
+            except BaseException:  # noqa: BLE001 - a worker reports and exits, never returns into the parent's code
+                log.exception("worker failed", extra={"worker": str(n)})
+            finally:
+                os._exit(status)
+        children[pid] = n
+    log.info("workers started", extra={"workers": settings.workers, "port": port})
+
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        n = children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if not stopping:
+            log.error("worker exited; stopping the others", extra={"worker": str(n), "status": code})
+            failed = True
+            stop(signal.SIGTERM, None)
+    holder.close()
     log.info("stopped")
-    return 0
+    return 1 if failed else 0
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the supervisor dies, so no orphan keeps serving the port."""
+    import ctypes
+    import os
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _data_dir_problem(settings: Settings) -> str | None:

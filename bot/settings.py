@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Extra origins (comma-separated, e.g. `https://intranet.example.com`) allowed to POST to the web chat
     # API; the page's own origin is always allowed.
     allowed_origins: str = Field("", validation_alias="SCIM_HELP_ALLOWED_ORIGINS")
+    # Server processes sharing the port (SO_REUSEPORT) and the store: one event loop per CPU core.
+    workers: int = Field(1, ge=1, le=64, validation_alias="SCIM_HELP_WORKERS")
 
     # -- Slack -----------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
