@@ -528,6 +528,8 @@ class Classifier:
             ours += [st.text for st in cause.resolution.steps] + [st.path or "" for st in cause.resolution.steps]
         self.our_stems = {st for x in ours for st in stems_of(x)}
         self.target_verbs = {stems_of(w)[0] for w in ("scim", "provision", "sync", "push")}
+        # Words that tie a message to Cato; a message with none of them needs more evidence to be ours.
+        self.anchor_cues = _CueSet([cue(a, 1.0, "anchor", gap) for a in mat.anchors], negators)
         self.target_preps = {stems_of(w)[0] for w in ("to", "into")}
         self.target_skip = {stems_of(w)[0] for w in ("the", "our", "a", "an", "their", "my", "new")}
         # "350 of 350 licences": evidence for the licence cause, when the pack has it.
@@ -677,6 +679,10 @@ class Classifier:
             elif cue.label in sym_cue:
                 sym_cue[cue.label] += cue.weight
             evidence.append((cue.label, cue.text, cue.weight))
+
+        if self.anchor_cues.by_first and not self.anchor_cues.find(stems, positions):
+            neg += t["unanchored"]
+            evidence.append(("negative", "no word that ties it to Cato", t["unanchored"]))
 
         other = self._other_target(stems, plain)
         if other:

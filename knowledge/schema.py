@@ -232,6 +232,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "full-count": 3.0,
     "shared-cause-prior": 0.2,
     "other-target": 4.0,
+    "unanchored": 0.0,
 }
 
 
@@ -250,6 +251,9 @@ class ClassifierMaterial(Strict):
     negators: list[Text] = Field(default_factory=list)
     # Words and phrases that make a message about SCIM provisioning into Cato at all.
     domain_cues: list[Cue] = Field(default_factory=list)
+    # Words that tie a message to Cato itself (cato, cma, scim, the playbook's own terms); a message with
+    # none of them pays `thresholds.unanchored` off its domain score.
+    anchors: list[Text] = Field(default_factory=list)
     # Words and phrases that pull a message away from the domain (other apps, SSO, VPN, pricing...).
     negative_cues: list[Cue] = Field(default_factory=list)
     symptoms: dict[Id, SymptomMaterial] = Field(default_factory=dict)
