@@ -581,3 +581,30 @@ def test_only_the_teams_channel_imports_botbuilder():
             if any(n.split(".")[0] in ("botbuilder", "botframework") for n in names):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime):
+    """Without MicrosoftAppId anyone could post an activity: the bot must not relay to a URL they name."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.channels import teams
+
+    runtime = make_runtime()
+    app = web.Application()
+    teams.mount(app, runtime)
+    async with TestClient(TestServer(app)) as client:
+        activity = {
+            "type": "message",
+            "id": "a1",
+            "text": "new hires never show up in Cato",
+            "channelId": "emulator",
+            "serviceUrl": "https://attacker.example/",
+            "from": {"id": "u1"},
+            "recipient": {"id": "bot"},
+            "conversation": {"id": "c1"},
+        }
+        resp = await client.post("/api/messages", json=activity)
+        assert resp.status == 403
+        assert await runtime.store.load("teams::c1") is None
+        assert await runtime.engine.state("teams::c1") is None

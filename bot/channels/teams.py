@@ -28,13 +28,14 @@ message text, names, UPNs or tokens.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import logging
 import re
 import traceback
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from aiohttp import web
 from botbuilder.core import ActivityHandler, TurnContext
@@ -520,6 +521,14 @@ class TeamsEndpoint:
             return web.json_response({"error": "activity lacks conversation or serviceUrl"}, status=400)
         if not str(activity.service_url).startswith(("http://", "https://")):
             return web.json_response({"error": "serviceUrl must be http(s)"}, status=400)
+        if not self.authenticated and not _is_loopback_url(str(activity.service_url)):
+            # Unauthenticated mode exists for the Emulator on this machine; anywhere else it would let
+            # anyone make the bot post to a URL of their choosing.
+            log.warning("teams: refused a non-local serviceUrl while running without MicrosoftAppId", extra=_log_extra(activity))
+            return web.json_response(
+                {"error": "without MicrosoftAppId only a local serviceUrl (Bot Framework Emulator) is accepted"},
+                status=403,
+            )
 
         try:
             invoke = await self.adapter.process_activity(auth_result, activity, self.bot.on_turn)
@@ -556,6 +565,16 @@ class TeamsEndpoint:
             log.error("teams: could not send the error notice (%s)", type(exc).__name__, extra=_log_extra(activity))
 
 
+def _is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _json_body(body: Any) -> Any:
     if body is None or isinstance(body, (dict, list, str, int, float, bool)):
         return body
@@ -576,7 +595,7 @@ def mount(app: web.Application, runtime: Runtime) -> None:
     if not endpoint.authenticated:
         log.warning(
             "Teams endpoint %s is running WITHOUT authentication because MicrosoftAppId is not set: anyone who "
-            "can reach it can talk to the bot and make it post replies to any serviceUrl they name. Use this only "
+            "can reach it can talk to the bot, so only replies to a local serviceUrl are accepted. Use this only "
             "locally with the Bot Framework Emulator; set MicrosoftAppId and MicrosoftAppPassword (Azure Bot "
             "registration) before exposing the server.",
             ROUTE,
