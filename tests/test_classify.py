@@ -189,6 +189,9 @@ def test_material_compiles(clf: Classifier) -> None:
         "Zscaler SCIM provisioning from Entra returns 403 for every user",
         "Entra provisioning to Frobnicator fails, no users created",
         "my surname changed, can IT update my email address?",
+        # Identity-provider admin chatter with no tie to Cato.
+        "Okta group rules aren't adding new hires to the Engineering group",
+        "changed a user's UPN in Entra, now she can't sign in to Teams",
     ],
 )
 def test_off_topic_stays_null(clf: Classifier, text: str) -> None:
