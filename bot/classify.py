@@ -479,7 +479,7 @@ class Classifier:
         for sid, sm in mat.symptoms.items():
             for c in sm.cues:
                 cues.append(cue(c.text, c.weight, sid, gap))
-        self.cues = _CueSet(cues, negators)
+        self._cue_list = cues
 
         # Cause evidence: the pack's report cues of answers that confirm a cause (and those that rule one
         # out, which cancel), plus the classifier's own cause cues.
@@ -500,7 +500,7 @@ class Classifier:
             for c in cl:
                 label = ("rules-out:" if c.weight < 0 else "pin:") + cid
                 ccues.append(cue(c.text, abs(c.weight), label, cgap, c.negatable))
-        self.cause_cues = _CueSet(ccues, negators)
+        self.cause_cues = _CueSet(ccues, negators)  # kept apart for inspection; matched in one pass below
 
         # "provisioning to Zscaler", "Dropbox SCIM": a provisioning target that is no word of ours is
         # another application. Our words: everything the in-domain material says (not the off-topic
@@ -529,7 +529,10 @@ class Classifier:
         self.our_stems = {st for x in ours for st in stems_of(x)}
         self.target_verbs = {stems_of(w)[0] for w in ("scim", "provision", "sync", "push")}
         # Words that tie a message to Cato; a message with none of them needs more evidence to be ours.
-        self.anchor_cues = _CueSet([cue(a, 1.0, "anchor", gap) for a in mat.anchors], negators)
+        anchors = [cue(a, 1.0, "anchor", gap) for a in mat.anchors]
+        self.has_anchors = bool(anchors)
+        # Everything is matched in one pass over the message's words.
+        self.cues = _CueSet(self._cue_list + anchors + ccues, negators)
         self.target_preps = {stems_of(w)[0] for w in ("to", "into")}
         self.target_skip = {stems_of(w)[0] for w in ("the", "our", "a", "an", "their", "my", "new")}
         # "350 of 350 licences": evidence for the licence cause, when the pack has it.
@@ -671,7 +674,16 @@ class Classifier:
         evidence: list[tuple[str, str, float]] = []
         dom = neg = 0.0
         sym_cue = {s: 0.0 for s in self.symptom_ids}
-        for cue, _, _ in self.cues.find(stems, positions):
+        anchored = False
+        found: list[tuple[_Cue, int, int]] = []  # cause phrases, handled below
+        for hit in self.cues.find(stems, positions):
+            cue = hit[0]
+            if cue.label == "anchor":
+                anchored = True
+                continue
+            if cue.label.startswith(("cause:", "pin:", "rules-out:")):
+                found.append(hit)
+                continue
             if cue.label == "domain":
                 dom += cue.weight
             elif cue.label == "negative":
@@ -680,7 +692,7 @@ class Classifier:
                 sym_cue[cue.label] += cue.weight
             evidence.append((cue.label, cue.text, cue.weight))
 
-        if self.anchor_cues.by_first and not self.anchor_cues.find(stems, positions):
+        if self.has_anchors and not anchored:
             neg += t["unanchored"]
             evidence.append(("negative", "no word that ties it to Cato", t["unanchored"]))
 
@@ -690,7 +702,6 @@ class Classifier:
             evidence.append(("negative", f"provisioning target '{other}' is another application", t["other-target"]))
 
         # Cause evidence, minus negated phrases and phrases inside a "rules out" phrase.
-        found = self.cause_cues.find(stems, positions)
         spans_out: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for cue, a, b in found:
             if cue.label.startswith("rules-out:"):
