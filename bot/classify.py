@@ -10,15 +10,18 @@ dictionaries. The path of a message:
    typo targets (Damerau/OSA distance 1, or 2 for long words, via a deletion index verified with
    rapidfuzz), light stemming, then synonym folding on the stems ("azure ad" -> "entra", "licences" ->
    "license", "isn't" -> "not").
-3. Weighted cue phrases are found in order, with a small gap allowed between their words: domain cues,
-   negative cues, per-symptom cues, per-cause evidence (with a negation check).
+3. Weighted cue phrases are found in order, in one pass, with a small gap allowed between their words (a
+   skipped negator breaks the match): domain cues, anchors (words tying the message to Cato), negative
+   cues, per-symptom cues, per-cause evidence (with a negation check before it). A provisioning target
+   that is none of our words ("SCIM to Zscaler") counts as another application.
 4. Nearest neighbours: IDF-weighted cosine over unigrams and bigrams against the per-symptom examples and
    the off-topic examples.
-5. Error signatures of the pack: `exact` ones verbatim (case-insensitive), `fuzzy` ones with
-   rapidfuzz's partial_ratio_alignment over a long enough stretch.
-6. A domain score (domain cues + symptom cues + signature - negative cues + neighbour margin) gates the
-   message; per-symptom scores (cues + neighbours + cause evidence) go through a softmax; a cause is
-   reported only when evidence for it is strong, unopposed and consistent with the chosen symptom.
+5. Error signatures of the pack: `exact` ones verbatim (case-insensitive), `fuzzy` ones piece by piece
+   with rapidfuzz's partial_ratio_alignment, over a long enough stretch of the signature.
+6. A domain score (domain cues + capped symptom cues + signature - negative cues - no anchor + neighbour
+   margin) gates the message; per-symptom scores (cues + neighbours + cause evidence) go through a
+   softmax; a cause is reported only when evidence for it is strong, leads the others, is not negated and
+   is consistent with the chosen symptom (a wrong cause is worse than none).
 
 All weights and thresholds are in the YAML, so tuning never touches this file.
 """
@@ -83,9 +86,9 @@ class Classification:
 _APOS = re.compile(r"['\u2019\u2018\u02bc`\u00b4]")
 # Words: runs of letters or of digits ("aadsts50076" -> "aadsts", "50076"; "can't" -> "cant" first).
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
-# "350 of 350", "1000/1000": every seat taken (used as licence evidence, next to licence words).
 # A capitalised name right before SCIM / provisioning: "Zoom SCIM", "Atlassian Cloud provisioning".
 _NAME_BEFORE = re.compile(r"\b([A-Z][A-Za-z0-9]{1,40}) (?:SCIM|[Pp]rovisioning)\b")
+# "350 of 350", "1000/1000": every seat taken (used as licence evidence, next to licence words).
 _FULL_COUNT = re.compile(r"\b(\d{1,7})\s{0,3}(?:/|of)\s{0,3}\1\b")
 
 
