@@ -12,6 +12,11 @@ from redis.exceptions import LockError, RedisError
 from bot.store.base import Store, StoreUnavailable
 
 LEASE_SECONDS = 30
+# Connections per process. Turns past this many at once wait for a free connection (up to POOL_WAIT
+# seconds) instead of opening more: unbounded, a burst of a few thousand turns ran out of file
+# descriptors and failed with "Too many connections".
+POOL_SIZE = 64
+POOL_WAIT = 10.0
 
 
 class RedisStore(Store):
@@ -19,9 +24,16 @@ class RedisStore(Store):
 
     def __init__(self, url: str, prefix: str = "scim-help:"):
         # Short timeouts: a dead Redis must turn into a polite error quickly, not a hung request.
-        self.r = aioredis.from_url(
-            url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+            decode_responses=True,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=15,
         )
+        self.r = aioredis.Redis.from_pool(pool)
         self.prefix = prefix
 
     def _k(self, *parts: str) -> str:
