@@ -853,6 +853,16 @@ class Classifier:
             and c.domain_score >= self.t["ambient-domain"]
         )
 
+    def offer(self, c: Classification) -> list[str]:
+        """Symptoms worth offering someone who addressed the bot directly with a message the domain gate
+        turned down ("okta users missing" never names Cato or SCIM): in a DM with scim-help the context
+        supplies what the words leave out, so a plausible candidate gets a "did you mean" instead of a
+        brush-off. Empty when nothing is plausible."""
+        if c.symptom or c.clarify or not c.candidates or c.candidates[0].score < self.t["directed-offer"]:
+            return []
+        top = c.candidates[0].score
+        return [x.symptom for x in c.candidates[:3] if x.score >= top * self.t["clarify-ratio"]]
+
     def explain(self, c: Classification) -> str:
         lines: list[str] = []
         if c.symptom:

@@ -17,6 +17,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz, process
+
 from bot.answers import AnswerMatcher
 from bot.classify import Classification, Classifier
 from bot.events import Choice, Incoming, Reply, Step, Ticket, Turn
@@ -43,6 +45,7 @@ class _Ctx:
     started: bool = False
     # The opening message's classification when the ambient gate already computed it.
     classification: Classification | None = None
+    directed: bool = True
 
 
 class Engine:
@@ -133,10 +136,10 @@ class Engine:
             if previous is not None:
                 state.episode = previous.episode + 1
                 state.turns = previous.turns
-            ctx = _Ctx(state, [], started=True, classification=classification)
+            ctx = _Ctx(state, [], started=True, classification=classification, directed=msg.directed)
         else:
             assert state is not None
-            ctx = _Ctx(state, [])
+            ctx = _Ctx(state, [], directed=msg.directed)
 
         state = ctx.state
         state.turns += 1
@@ -262,6 +265,13 @@ class Engine:
         s = ctx.state
         result = ctx.classification or self.clf.classify(text)
         self._harvest(s, text, result)
+        offer = self.clf.offer(result) if ctx.directed else []
+        if offer:
+            s.phase = "clarifying"
+            s.clarify = offer
+            s.pending = Pending(kind="clarify")
+            ctx.replies.append(self._clarify_reply(offer, unsure=True))
+            return
         if result.symptom is None and not result.clarify:
             s.phase = "off-topic"
             s.pending = None
@@ -295,36 +305,42 @@ class Engine:
             if email not in s.upns and len(s.upns) < 50:
                 s.upns.append(email)
 
-    def _clarify_reply(self, options: list[str]) -> Reply:
-        return Reply(
-            kind="clarify",
-            text="I can help with that. Which of these is closest to what you see?",
-            choices=[Choice(id=sid, label=self._symptoms[sid].title) for sid in options],
+    def _clarify_reply(self, options: list[str], unsure: bool = False) -> Reply:
+        text = (
+            "I'm not sure this is about SCIM provisioning into the Cato Management Application. If it is, which "
+            "of these is closest to what you see? Otherwise just describe the problem again."
+            if unsure
+            else "I can help with that. Which of these is closest to what you see?"
         )
+        return Reply(kind="clarify", text=text, choices=[Choice(id=sid, label=self._symptoms[sid].title) for sid in options])
 
     def _on_clarify_text(self, ctx: _Ctx, text: str) -> None:
         s = ctx.state
         result = self.clf.classify(text)
-        pick = None
-        if result.symptom in s.clarify and not result.clarify:
-            pick = result.symptom
-        else:
-            # "the second one", "2", or a label typed back.
-            t = text.strip().lower()
-            for i, sid in enumerate(s.clarify, 1):
-                if t in (str(i), f"#{i}") or t.startswith(("first", "1st")) and i == 1 or t.startswith(("second", "2nd")) and i == 2 or t.startswith(("third", "3rd")) and i == 3:
-                    pick = sid
-            if pick is None and result.symptom and result.confidence >= 0.5:
-                pick = result.symptom
+        pick = self._pick_option(text, s.clarify)
+        if pick is None and result.symptom and not result.clarify and result.confidence >= 0.5:
+            pick = result.symptom  # described again, clearly this time
+        if pick is None and result.symptom is None and not result.clarify and len(text.split()) >= 4:
+            self._triage(ctx, text)  # a new description: triage it afresh (it may well be off-topic)
+            return
         if pick is None:
             s.pending = Pending(kind="clarify", reasks=(s.pending.reasks + 1) if s.pending else 1)
-            ctx.replies.append(
-                Reply(kind="info", text="Sorry, I'm still not sure which one you mean — please pick one.")
-            )
+            ctx.replies.append(Reply(kind="info", text="Sorry, I'm still not sure which one you mean — please pick one."))
             ctx.replies.append(self._clarify_reply(s.clarify))
             return
         self._harvest(s, text, result)
         self._start_symptom(ctx, pick, report=text, classification=result)
+
+    def _pick_option(self, text: str, options: list[str]) -> str | None:
+        """ "2", "the second one", or an option's title typed back."""
+        t = text.strip().lower().removeprefix("the ").strip(" .!")
+        ordinals = (("1", "#1", "first", "1st"), ("2", "#2", "second", "2nd"), ("3", "#3", "third", "3rd"))
+        for i, sid in enumerate(options):
+            if i < len(ordinals) and (t in ordinals[i] or t.split(" ")[0] in ordinals[i][2:]):
+                return sid
+        titles = {sid: self._symptoms[sid].title.lower() for sid in options}
+        best = process.extractOne(t, titles, scorer=fuzz.token_set_ratio, score_cutoff=85) if t else None
+        return best[2] if best else None
 
     def _start_symptom(self, ctx: _Ctx, symptom_id: str, report: str, classification: Classification | None = None) -> None:
         s = ctx.state

@@ -207,6 +207,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "vague-domain": 4.5,
     "temperature": 1.2,
     "clarify-ratio": 0.6,
+    "directed-offer": 0.5,
     "knn-symptom": 4.0,
     "knn-domain": 4.0,
     "knn-floor": 0.2,

@@ -492,3 +492,26 @@ async def test_abandoned_conversations_expire(store, classifier):
     assert await engine.state(chat.cid) is None
     turn = await chat.say("hello?")
     assert turn.started
+
+
+async def test_directed_near_miss_gets_an_offer_and_ambient_stays_quiet(engine):
+    # No word ties this to Cato or SCIM, but someone asked the SCIM bot directly.
+    chat = Chat(engine)
+    turn = await chat.say("okta users missing")
+    assert turn.phase == "clarifying"
+    assert "additional-users-missing" in [c.id for c in turn.replies[0].choices]
+    turn = await chat.say("the first one")
+    assert turn.phase == "checking"
+    ambient = Chat(engine)
+    assert (await ambient.say("okta users missing", directed=False)).silent
+
+
+async def test_clarifying_accepts_a_typed_title_or_a_new_description(engine):
+    chat = Chat(engine)
+    await chat.say("okta users missing")
+    turn = await chat.say("additional users are unable to be added")
+    assert turn.symptom == "additional-users-missing"
+    other = Chat(engine)
+    await other.say("okta users missing")
+    turn = await other.say("sorry wrong bot, the coffee machine on floor 2 is broken")
+    assert turn.phase == "off-topic"
