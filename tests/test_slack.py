@@ -280,6 +280,35 @@ async def test_unsigned_forged_and_stale_requests_are_refused(slack: Slack):
     assert await slack.runtime.engine.state(f"slack:{TEAM_ID}:{HELPDESK}:{event['ts']}") is None
 
 
+async def test_signed_but_malformed_payloads_get_a_4xx_and_do_nothing(slack: Slack, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    good_event = {"type": "message", "channel": "D0ADMIN", "user": ADMIN, "text": "hi", "ts": _ts(), "channel_type": "im"}
+    cases: list[tuple[str, str, set[int]]] = [
+        ("null", "application/json", {400}),
+        ("[1, 2]", "application/json", {400}),
+        ("{not json", "application/json", {400}),
+        (json.dumps({"event": None}), "application/json", {400}),
+        (json.dumps(slack.envelope({**good_event, "ts": 1.5})), "application/json", {400}),
+        (json.dumps(slack.envelope({**good_event, "user": ["U1"]})), "application/json", {400}),
+        (json.dumps({**slack.envelope(good_event), "authorizations": [[]]}), "application/json", {400}),
+        (json.dumps({**slack.envelope(good_event), "team": []}), "application/json", {400}),
+        (json.dumps(slack.envelope({"type": "reaction_added", "user": ADMIN, "item": {}})), "application/json", {200}),
+        (urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": ADMIN}, "actions": "x"})}), "application/x-www-form-urlencoded", {400}),
+        (urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": ADMIN}, "view": {"state": {"values": []}}})}), "application/x-www-form-urlencoded", {400}),
+        (urlencode({"command": "/scim-help", "text": "help"}), "application/x-www-form-urlencoded", {400}),
+    ]
+    for body, ctype, statuses in cases:
+        resp = await slack.send(body, ctype)
+        assert resp.status in statuses, (body[:80], resp.status)
+    resp = await slack.client.post("/slack/events", data=b"\xff\xfe\x00", headers=slack.headers("x", "application/json"))
+    assert resp.status in (400, 401)
+    await slack.fake.settle()
+    assert slack.fake.api_calls() == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 async def test_url_verification_challenge(slack: Slack):
     body = json.dumps({"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"})
     resp = await slack.send(body, "application/json")

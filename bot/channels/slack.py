@@ -40,12 +40,14 @@ import re
 import weakref
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -210,6 +212,7 @@ class SlackBot:
             process_before_response=False,
             logger=logging.getLogger("scim_help.slack.bolt"),
         )
+        self._verifier = SignatureVerifier(secret) if (secret and not socket_mode) else None
         self.escalation_channel = self.settings.escalation_channel
         self.portal_label = runtime.bundle.pack.escalation.portal_label
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -228,9 +231,44 @@ class SlackBot:
         app.view(bk.ESCALATION_CALLBACK)(self._on_submit)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await self.app.async_dispatch(bolt_request)
+        """POST /slack/events → bolt. aiohttp's body size limit answers 413; bytes that are not signed by
+        Slack are refused (401) before anything parses them, and a signed body bolt cannot parse is a 400."""
+        raw = await request.read()
+        if not self._signed(raw, request.headers):
+            log.info("slack request refused: bad or missing signature", extra={"path": request.path})
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            verdict = check_payload(parse_body(raw.decode("utf-8"), request.content_type))
+        except (ValueError, RecursionError):  # not JSON / form, or nested too deep
+            verdict = "reject"
+        if verdict != "dispatch":
+            # Signed, but not a payload we act on: a shape Slack never sends is refused (400), a kind we
+            # do not subscribe to is acknowledged so Slack does not retry it.
+            log.info("slack request not dispatched", extra={"verdict": verdict})
+            return web.json_response({"error": "invalid request"}, status=400) if verdict == "reject" else web.Response(status=200)
+        try:
+            bolt_request = await to_bolt_request(request)
+            bolt_response = await self.app.async_dispatch(bolt_request)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+            # Listeners never get here (they run after the ack; bolt handles their errors): this is bolt
+            # failing to read a payload that passed check_payload.
+            log.warning("slack request not understood", extra={"error": type(exc).__name__})
+            return web.json_response({"error": "invalid request"}, status=400)
         return await to_aiohttp_response(bolt_response)
+
+    def _signed(self, raw: bytes, headers: Any) -> bool:
+        # slack_sdk's verifier — the one bolt's RequestVerification middleware uses, which checks the
+        # request again. Checking here first keeps unauthenticated bytes away from the body parsers.
+        if self._verifier is None:
+            return True
+        try:
+            return self._verifier.is_valid(
+                body=raw.decode("utf-8"),
+                timestamp=headers.get("X-Slack-Request-Timestamp"),
+                signature=headers.get("X-Slack-Signature"),
+            )
+        except (ValueError, TypeError):  # not UTF-8, a timestamp that is not a number
+            return False
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -654,6 +692,97 @@ class SlackBot:
         except SlackClientError as exc:
             log.warning("slack permalink failed", extra={"error": _error_code(exc)})
             return None
+
+
+# ---- payload shape ------------------------------------------------------------------------------------
+# Signed requests come from Slack, but bolt reads fields without checking their types, and a payload of an
+# unexpected shape makes its middleware fail with a 500 (and Slack retry it). So the fields bolt and our
+# listeners read are checked first. Kinds we do not handle are acknowledged without dispatching.
+
+_EVENT_TYPES = {"message", "app_mention"}
+_INTERACTIONS = {"block_actions", "view_submission", "view_closed"}
+_OPT_STR_TOP = (
+    "type", "token", "team_id", "enterprise_id", "api_app_id", "event_id", "trigger_id", "response_url",
+    "command", "text", "user_id", "channel_id", "channel_name", "team_domain", "user_name", "challenge",
+)
+_OPT_DICT_TOP = ("team", "enterprise", "user", "channel", "container", "view", "message", "event")
+_OPT_STR_EVENT = ("type", "user", "channel", "team", "ts", "thread_ts", "text", "subtype", "bot_id", "channel_type", "event_ts", "client_msg_id")
+
+
+def _strs(d: dict[str, Any], keys: Iterable[str]) -> bool:
+    return all(d.get(k) is None or isinstance(d.get(k), str) for k in keys)
+
+
+def _dicts(d: dict[str, Any], keys: Iterable[str]) -> bool:
+    return all(d.get(k) is None or isinstance(d.get(k), dict) for k in keys)
+
+
+def check_payload(body: Any) -> str:
+    """"dispatch" (hand to bolt), "ignore" (acknowledge, do nothing) or "reject" (400)."""
+    if not isinstance(body, dict) or not body:
+        return "reject"
+    if not _strs(body, _OPT_STR_TOP) or not _dicts(body, _OPT_DICT_TOP):
+        return "reject"
+    if body.get("is_enterprise_install") is not None and not isinstance(body["is_enterprise_install"], (bool, str)):
+        return "reject"
+    auths = body.get("authorizations")
+    if auths is not None:
+        if not isinstance(auths, list) or not all(isinstance(a, dict) and _strs(a, ("team_id", "user_id", "enterprise_id")) for a in auths):
+            return "reject"
+        if any(a.get("is_enterprise_install") is not None and not isinstance(a["is_enterprise_install"], (bool, str)) for a in auths):
+            return "reject"
+    for key in ("team", "enterprise", "user", "channel"):
+        sub = body.get(key)
+        if isinstance(sub, dict) and not _strs(sub, ("id", "team_id", "name", "domain", "username")):
+            return "reject"
+    kind = body.get("type")
+    if "command" in body:
+        return "dispatch" if body.get("command") and body.get("user_id") and body.get("channel_id") else "reject"
+    if not kind and "ssl_check" not in body:
+        return "reject"  # everything Slack sends, except slash commands and SSL checks, has a type
+    if "ssl_check" in body or kind == "url_verification":
+        return "dispatch" if kind != "url_verification" or isinstance(body.get("challenge"), str) else "reject"
+    if kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "reject"
+        if event["type"] not in _EVENT_TYPES:
+            return "ignore"
+        if not _strs(event, _OPT_STR_EVENT) or not _dicts(event, ("bot_profile", "message", "previous_message", "edited")):
+            return "reject"
+        return "dispatch"
+    if kind in _INTERACTIONS:
+        user = body.get("user")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+            return "reject"
+        container, message = body.get("container") or {}, body.get("message") or {}
+        if not _strs(container, ("type", "message_ts", "channel_id", "thread_ts", "view_id")):
+            return "reject"
+        if not _strs(message, ("ts", "thread_ts", "text", "type", "user", "bot_id")) or not (
+            message.get("blocks") is None or (isinstance(message["blocks"], list) and all(isinstance(b, dict) for b in message["blocks"]))
+        ):
+            return "reject"
+        if kind == "block_actions":
+            actions = body.get("actions")
+            if not isinstance(actions, list) or not actions:
+                return "reject"
+            for a in actions:
+                if not isinstance(a, dict) or not isinstance(a.get("action_id"), str) or not _strs(a, ("block_id", "value", "type", "action_ts")):
+                    return "reject"
+                if a.get("text") is not None and not (isinstance(a["text"], dict) and _strs(a["text"], ("text", "type"))):
+                    return "reject"
+            return "dispatch"
+        view = body.get("view")
+        if not isinstance(view, dict) or not _strs(view, ("id", "callback_id", "private_metadata", "type", "hash", "external_id", "app_id", "team_id", "bot_id", "root_view_id", "previous_view_id")):
+            return "reject"
+        values = (view.get("state") or {}).get("values") if isinstance(view.get("state") or {}, dict) else None
+        if view.get("state") is not None and not (
+            isinstance(values, dict)
+            and all(isinstance(acts, dict) and all(isinstance(el, dict) for el in acts.values()) for acts in values.values())
+        ):
+            return "reject"
+        return "dispatch"
+    return "ignore"
 
 
 # ---- modal input -------------------------------------------------------------------------------------
