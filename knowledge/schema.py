@@ -201,8 +201,8 @@ class SymptomMaterial(Strict):
 CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "domain": 2.5,
     "domain-slope": 1.2,
-    "ambient": 0.75,
-    "ambient-domain": 5.0,
+    "ambient": 0.6,
+    "ambient-domain": 3.0,
     "min-evidence": 0.5,
     "vague-domain": 4.5,
     "temperature": 1.2,

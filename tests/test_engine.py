@@ -332,6 +332,12 @@ async def test_off_topic_ambient_stays_silent_and_stores_nothing(engine):
     assert await engine.state(chat.cid) is None
 
 
+@pytest.mark.parametrize("text", ["new hires never show up in Cato since we set up scim", "new hires never show up in Cato"])
+async def test_ambient_plain_report_is_answered(engine, text):
+    turn = await Chat(engine).say(text, directed=False)
+    assert not turn.silent and turn.symptom == "additional-users-missing"
+
+
 async def test_ambient_scim_problem_is_answered(engine):
     chat = Chat(engine)
     turn = await chat.say(
