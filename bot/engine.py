@@ -632,14 +632,15 @@ class Engine:
         notes = v.notes if v and v.notes is not None else res.notes
         lead = "**Cause found:**" if confirmed else "**Most likely cause:**"
         text = f"{lead} {cause.title}.\n{cause.summary}\n\n{res.summary}"
+        after = f"**How to verify:** {verify}"
         if notes:
-            text += "\n\n" + "\n".join(f"• {n}" for n in notes)
-        text += f"\n\n**How to verify:** {verify}"
+            after += "\n\n" + "\n".join(f"• {n}" for n in notes)
         return Reply(
             kind="resolution",
             title=cause.title,
             text=text,
             steps=[Step(text=st.text, path=st.path) for st in steps],
+            after=after,
         )
 
     def _fixed_question(self, prefix: str = "") -> Reply:

@@ -114,6 +114,8 @@ class Reply(BaseModel):
     # An exact message the admin should look for (error text), shown quoted.
     quote: str | None = None
     steps: list[Step] = Field(default_factory=list)
+    # Shown after the steps (how to verify, caveats): what an admin reads once the steps are done.
+    after: str | None = None
     choices: list[Choice] = Field(default_factory=list)
     ticket: Ticket | None = None
 

@@ -521,3 +521,15 @@ async def test_clarifying_accepts_a_typed_title_or_a_new_description(engine):
     await other.say("okta users missing")
     turn = await other.say("sorry wrong bot, the coffee machine on floor 2 is broken")
     assert turn.phase == "off-topic"
+
+
+async def test_resolution_reads_in_order_cause_steps_then_verify(engine):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    turn = await chat.click("email-field:empty")
+    if turn.asking == "idp":
+        turn = await chat.click("idp:entra")
+    res = next(r for r in turn.replies if r.kind == "resolution")
+    assert res.text.startswith("**Cause found:**")
+    assert res.steps and "userPrincipalName" in " ".join(s.text for s in res.steps)
+    assert res.after and res.after.startswith("**How to verify:**")

@@ -284,6 +284,8 @@ def render_reply(
             blocks.append(section(blockquote(reply.quote)))
         if reply.steps:
             blocks += sections(steps_text(reply), max_sections=10)
+        if reply.after:
+            blocks += sections(mrkdwn(reply.after))
 
     interactive: list[Block] = []
     if kind == "ticket":
@@ -340,6 +342,8 @@ def fallback_text(reply: Reply) -> str:
         parts.append(f'"{reply.quote}"')
     for i, step in enumerate(reply.steps, 1):
         parts.append(f"{i}. {plain(step.text)}")
+    if reply.after:
+        parts.append(plain(reply.after))
     if reply.ticket is not None and reply.ticket.body:
         parts.append(reply.ticket.body)
     return clip("\n".join(p for p in parts if p), FALLBACK_TEXT)

@@ -190,6 +190,11 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
                 }
             ]
         )
+    if reply.after:
+        after = _paragraphs(reply.after)
+        if after:
+            after[0][0]["spacing"] = "Medium"
+        blocks += after
     if reply.ticket is not None:
         blocks += _ticket_blocks(reply.ticket, support_url)
     if actions and reply.choices:
@@ -548,6 +553,8 @@ def render_text(reply: Reply, *, support_url: str | None = None) -> str:
         if step.path:
             line += f"\n   ({format_path(step.path)})"
         parts.append(line)
+    if reply.after:
+        parts.append(plain(reply.after))
     if reply.ticket is not None:
         t = reply.ticket
         parts.append("\n".join(f"{f['title']}: {f['value']}" for f in _ticket_facts(t)))

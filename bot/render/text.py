@@ -24,6 +24,8 @@ def render_plain(reply: Reply, ansi: bool = False) -> str:
         parts.append(f'Look for: "{reply.quote}"')
     for i, step in enumerate(reply.steps, 1):
         parts.append(f"  {i}. {step.text}" + (f"\n     ({step.path})" if step.path else ""))
+    if reply.after:
+        parts.append(reply.after)
     if reply.ticket is not None:
         parts.append("----- ticket (paste into the Cato support form) -----")
         parts.append(reply.ticket.body)

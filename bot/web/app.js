@@ -141,6 +141,7 @@
       });
       node.appendChild(ol);
     }
+    if (reply.after) paragraphs(node, reply.after);
     if (reply.ticket) node.appendChild(ticketCard(reply.ticket));
     if (reply.choices && reply.choices.length) {
       var group = el("div", "choices");
