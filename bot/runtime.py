@@ -6,6 +6,7 @@ happen in one place for Slack, Teams, the web chat and the terminal alike.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,6 +22,12 @@ from knowledge.schema import Bundle
 # Called after every turn with (message, turn or None on error, seconds, error or None).
 Observer = Callable[[Incoming, "Turn | None", float, "BaseException | None"], None]
 
+# Turns running at once per process; the rest wait their turn in arrival order. A turn is CPU plus a few
+# store round trips, so more in parallel only adds contention: under a burst above capacity, unbounded
+# concurrency made every turn slow until many hit the store's lock and pool timeouts (lost answers);
+# bounded, each admitted turn finishes quickly and the others are answered late rather than never.
+MAX_CONCURRENT_TURNS = 16
+
 
 @dataclass
 class Runtime:
@@ -30,6 +37,7 @@ class Runtime:
     store: Store
     engine: Engine
     observers: list[Observer] = field(default_factory=list)
+    _admission: asyncio.Semaphore | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings | None = None, store: Store | None = None) -> "Runtime":
@@ -41,6 +49,12 @@ class Runtime:
         return cls(settings, bundle, classifier, store, engine)
 
     async def handle(self, msg: Incoming) -> Turn:
+        if self._admission is None:
+            self._admission = asyncio.Semaphore(MAX_CONCURRENT_TURNS)
+        async with self._admission:
+            return await self._handle(msg)
+
+    async def _handle(self, msg: Incoming) -> Turn:
         start = time.perf_counter()
         try:
             turn = await self.engine.handle(msg)
