@@ -212,6 +212,7 @@ class RssSampler:
         self.pids: set[int] = set()
         self.peak: dict[int, int] = {}
         self.cpu: dict[int, float] = {}
+        self.phase: dict[int, int] = {}  # peak since phase_start()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._root: int | None = None
@@ -240,7 +241,14 @@ class RssSampler:
                 except self.psutil.Error:
                     continue
                 self.peak[p.pid] = max(self.peak.get(p.pid, 0), rss)
+                self.phase[p.pid] = max(self.phase.get(p.pid, 0), rss)
                 self.cpu[p.pid] = ct.user + ct.system
+
+    def phase_start(self) -> None:
+        self.phase = {}
+
+    def phase_peak_mb(self) -> float:
+        return round(max(self.phase.values()) / 2**20, 1) if self.phase else float("nan")
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -501,15 +509,19 @@ async def run_store(store: str, args: argparse.Namespace, fakes: FakesProcess, e
                 else:
                     reqs = teams_requests(rate, args.duration, fakes.connector_url)
                 c0 = rss.cpu_seconds()
+                rss.phase_start()
                 r = await open_loop(server, fakes, reqs, expected, f"{channel} {rate}/s")
                 r["rate"] = rate
                 r["server_cpu_s"] = round(rss.cpu_seconds() - c0, 2)
+                r["peak_rss_mb"] = rss.phase_peak_mb()
                 out["open_loop"].append(r)
                 _print_open(store, r)
         for channel in args.channels:
             for conc in args.concurrency:
                 make = _Endless(channel, fakes.connector_url)
+                rss.phase_start()
                 r = await closed_loop(server, fakes, make, conc, args.closed_duration, channel)
+                r["peak_rss_mb"] = rss.phase_peak_mb()
                 out["closed_loop"].append(r)
                 _print_closed(store, r)
         out["server_cpu_s"] = round(rss.cpu_seconds() - cpu0, 1)
@@ -546,7 +558,7 @@ def _print_open(store: str, r: dict[str, Any]) -> None:
     print(
         f"  [{store}] open {r['label']:<14} events={r['events']:<5} ack p50={a['p50_ms']:.1f} p99={a['p99_ms']:.1f} max={a['max_ms']:.1f} ms | "
         f"exactly-once {r['answered_exactly_once']}/{r['events']} (missing {r['missing']}, dup {r['duplicated']}) | "
-        f"answer p50={w['p50_ms']:.0f} p99={w['p99_ms']:.0f} max={w['max_ms']:.0f} ms | cpu {r['server_cpu_s']}s",
+        f"answer p50={w['p50_ms']:.0f} p99={w['p99_ms']:.0f} max={w['max_ms']:.0f} ms | cpu {r['server_cpu_s']}s | rss {r['peak_rss_mb']} MB",
         flush=True,
     )
 

@@ -173,8 +173,8 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
     for st in res["stores"]:
         out += [f"### Store: {st['store']} ({st['workers']} worker{'s' if st['workers'] > 1 else ''})", ""]
         out += [
-            "| channel | rate /s | events | ack p50 / p99 / max ms | answered exactly once | answer p50 / p99 / max ms | within 2 s | server CPU s |",
-            "|---|---|---|---|---|---|---|---|",
+            "| channel | rate /s | events | ack p50 / p99 / max ms | answered exactly once | answer p50 / p99 / max ms | within 2 s | server CPU s | peak RSS MB (largest process) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in st["open_loop"]:
             a, w = r["ack"], r["answer"]
@@ -188,9 +188,11 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
             out.append(
                 f"| {r['channel']} | {r['rate']:g} | {r['events']} | {_f(a['p50_ms'], 1)} / {_f(a['p99_ms'], 1)} / {_f(a['max_ms'], 1)} | "
                 f"{r['answered_exactly_once']}/{r['events']}{' (' + ', '.join(extra) + ')' if extra else ''} | "
-                f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} / {_f(w['max_ms'], 0)} | {r['answered_within_2s']}/{r['events']} | {_f(r['server_cpu_s'], 1)} |"
+                f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} / {_f(w['max_ms'], 0)} | {r['answered_within_2s']}/{r['events']} | {_f(r['server_cpu_s'], 1)} | {_f(r.get('peak_rss_mb'), 0)} |"
             )
             if r["channel"] == "slack" and r["rate"] >= 500:
+                rss_ok = r.get("peak_rss_mb", float("inf")) <= RSS_MB
+                targets.append((f"RSS <= {RSS_MB:g} MB per process during {r['rate']:g} Slack events/s ({st['store']})", rss_ok, f"peak {_f(r.get('peak_rss_mb'), 0)} MB"))
                 ack_ok = a["p99_ms"] <= ACK_P99_MS
                 once_ok = r["answered_exactly_once"] == r["events"] and r["answered_within_2s"] == r["events"]
                 targets.append((f"Slack ack p99 <= {ACK_P99_MS:g} ms at {r['rate']:g}/s ({st['store']})", ack_ok, f"{_f(a['p99_ms'], 1)} ms"))
@@ -206,10 +208,11 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
             )
         rss = st["rss"]
         rss_ok = rss["max_mb"] <= RSS_MB
-        targets.append((f"RSS <= {RSS_MB:g} MB per process ({st['store']})", rss_ok, f"peak {rss['max_mb']} MB"))
+        targets.append((f"RSS <= {RSS_MB:g} MB per process over the whole run, Teams overload included ({st['store']})", rss_ok, f"peak {rss['max_mb']} MB"))
         out += [
             "",
-            f"Peak RSS per server process (sampled every 100 ms over the whole run): {', '.join(str(x) for x in rss['per_process_mb'])} MB. "
+            f"Peak RSS per process (server workers and their supervisor, sampled every 100 ms over the whole run, "
+            f"overloaded Teams phases included): {', '.join(str(x) for x in rss['per_process_mb'])} MB. "
             f"Server CPU over the measured run: {st.get('server_cpu_s', 'n/a')} s. Errors logged by the server: {st.get('server_errors_logged', 'n/a')}.",
             "",
         ]
