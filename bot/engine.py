@@ -465,6 +465,7 @@ class Engine:
 
     def _ask_check(self, ctx: _Ctx, check: Check, reask: str | None = None) -> None:
         s = ctx.state
+        s.phase = "checking"  # also while the IdP question that precedes the check is pending
         if self._needs_idp(s, check.variants):
             self._ask_idp(ctx, then=f"check:{check.id}")
             return

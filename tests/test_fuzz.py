@@ -232,9 +232,9 @@ def test_engine_survives_any_sequence_of_texts_and_choices(engine_kit, ids, data
         assert set(state.tried) <= ids.causes
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug found by fuzzing: after 'not fixed', when the next check needs the IdP, "
-                   "the phase stays 'resolving' (Engine._ask_check sets 'checking' only after the IdP branch)")
 def test_not_fixed_then_the_idp_question_is_checking(engine_kit):
+    """Regression found by fuzzing: after "not fixed", when the next check needs the IdP first, the phase
+    stayed 'resolving'."""
     from bot.events import Incoming
 
     loop, engine, store, _ = engine_kit
