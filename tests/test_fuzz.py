@@ -223,8 +223,7 @@ def test_engine_survives_any_sequence_of_texts_and_choices(engine_kit, ids, data
         if state.phase == "checking":
             assert state.symptom in ids.symptoms
             assert state.pending is not None and state.pending.kind in ("check", "idp")
-        if state.phase == "resolving" and not (state.pending and state.pending.kind == "idp"):
-            # (pending "idp" with phase "resolving": see test_not_fixed_then_the_idp_question_is_checking)
+        if state.phase == "resolving":
             assert state.cause in ids.causes and state.pending and state.pending.kind == "fixed"
         if state.phase == "escalating":
             assert state.pending is not None and state.pending.kind in ("field", "idp")
