@@ -54,6 +54,7 @@ if str(ROOT) not in sys.path:
 from tests.support import platform as P  # noqa: E402
 from tests.support.fakes_proc import FakesProcess  # noqa: E402
 from tests.support.procs import RedisProcess, ServerProcess, base_env, free_port  # noqa: E402
+from bench.engine_bench import percentile
 
 RETRY_SHARE = 0.02
 DM_TURN_GAP = 2.0
@@ -189,12 +190,7 @@ class Expected:
 # ---- measuring -----------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    k = min(len(v) - 1, max(0, round(p / 100 * (len(v) - 1))))
-    return v[k]
+pct = percentile  # nearest-rank, the same definition the engine benchmark reports
 
 
 def lat_summary(ms: list[float]) -> dict[str, float]:

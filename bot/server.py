@@ -325,6 +325,23 @@ def _browser_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def _knowledge_error(exc: KnowledgeError) -> int:
+    print(f"scim-help: invalid configuration: the knowledge pack has {len(exc.issues)} problem(s) "
+          "(SCIM_HELP_KNOWLEDGE / --knowledge):", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+    return 2
+
+
+def _listen_error(settings: Settings, exc: OSError) -> int:
+    print(
+        f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+        "(choose another with --port or PORT, or --host / SCIM_HELP_HOST)",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def run_server(args: argparse.Namespace) -> int:
     from knowledge.loader import KnowledgeError
 
@@ -356,20 +373,11 @@ def run_server(args: argparse.Namespace) -> int:
     try:
         runtime = Runtime.create(settings)
     except KnowledgeError as exc:
-        print(f"scim-help: invalid configuration: the knowledge pack has {len(exc.issues)} problem(s) "
-              "(SCIM_HELP_KNOWLEDGE / --knowledge):", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
-        return 2
+        return _knowledge_error(exc)
     try:
         sock = _listen(settings.host, settings.port)
     except OSError as exc:
-        print(
-            f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
-            "(choose another with --port or PORT, or --host / SCIM_HELP_HOST)",
-            file=sys.stderr,
-        )
-        return 2
+        return _listen_error(settings, exc)
     port = sock.getsockname()[1]
     _serve(settings, runtime, sock, port)
     return 0
@@ -443,21 +451,12 @@ def _run_workers(settings: Settings) -> int:
     try:
         load_pack(settings.knowledge)  # fail here, once, with the readable message
     except KnowledgeError as exc:
-        print(f"scim-help: invalid configuration: the knowledge pack has {len(exc.issues)} problem(s) "
-              "(SCIM_HELP_KNOWLEDGE / --knowledge):", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
-        return 2
+        return _knowledge_error(exc)
     try:
         # Bound but not listening: resolves port 0 and holds the port; takes no connections.
         holder = _reuseport_socket(settings.host, settings.port, listen=False)
     except OSError as exc:
-        print(
-            f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
-            "(choose another with --port or PORT, or --host / SCIM_HELP_HOST)",
-            file=sys.stderr,
-        )
-        return 2
+        return _listen_error(settings, exc)
     port = holder.getsockname()[1]
     # Heavy imports once, before forking: the workers share those pages and start faster.
     for name in ("slack", "teams", "web"):
