@@ -71,8 +71,8 @@ def validate(card: dict) -> None:
     json.dumps(card)  # serialisable
 
 
-def submits(card: dict) -> dict[str, str]:
-    """choice id -> button title for every Action.Submit in the card."""
+def submits(card: dict | list) -> dict[str, str]:
+    """choice id -> button title for every Action.Submit in a card (or a list of cards)."""
     out: dict[str, str] = {}
 
     def walk(node):

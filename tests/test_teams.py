@@ -30,6 +30,7 @@ from bot.channels import teams
 from bot.channels.teams import TeamsBot, clean_text, conversation_id, conversation_link, escalation_channel_id, mount
 from bot.render import cards
 from bot.store.memory import MemoryStore
+from tests.test_cards import submits
 from tests.fakes.bot_connector import Call, FakeBotConnector
 
 TENANT = "72f988bf-0000-0000-0000-tenant000001"
@@ -76,20 +77,7 @@ def channel_thread(channel: str, message_id: str) -> dict:
 
 def submit_data(call: Call) -> dict[str, str]:
     """choice id -> button title, for every Action.Submit in the cards of one outgoing message."""
-    out: dict[str, str] = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "Action.Submit":
-                out[node["data"][cards.CHOICE_KEY]] = node["title"]
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(call.cards)
-    return out
+    return submits(call.cards)
 
 
 def fact_values(calls: list[Call]) -> dict[str, str]:
