@@ -57,7 +57,7 @@ async def play_case(engine: Engine, case: dict, latencies: list[float]) -> dict:
         if state.cause or state.phase in ("resolving", "escalating", "closed"):
             break
         pending = state.pending
-        if state.phase in ("off-topic", "triage") or (pending and pending.kind in ("clarify", "symptom")):
+        if state.phase in ("off-topic", "triage") or (pending and pending.kind == "clarify"):
             picked = True
             turn = await send(choice=case["symptom"])
             continue

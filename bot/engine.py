@@ -202,7 +202,7 @@ class Engine:
                 self._stale(ctx)
                 return
             check = self._checks[check_id]
-            answer = next((a for a in check.answers if a.id == answer_id), None)
+            answer = self.kb.answer(check_id, answer_id)
             if answer is None:
                 self._stale(ctx)
                 return
@@ -366,7 +366,7 @@ class Engine:
             if not s.finding_for(check.id):
                 self._record(s, check, answer, "signature", hit.text)
                 noted.append(f"the message you pasted is {hit.source}'s \u201c{_clip(hit.text, 90)}\u201d")
-        confirmed = {self._answer(f).confirms for f in s.findings} - {None}
+        confirmed = {a.confirms for a in map(self._answer, s.findings) if a and a.confirms}
         for cid in sym.checks:
             check = self._checks[cid]
             if s.finding_for(cid):
@@ -397,8 +397,7 @@ class Engine:
         )
 
     def _answer(self, f: Finding) -> Answer | None:
-        check = self._checks.get(f.check)
-        return next((a for a in check.answers if a.id == f.answer), None) if check else None
+        return self.kb.answer(f.check, f.answer)
 
     def _weights(self, s: State) -> tuple[dict[str, float], str | None]:
         """Current cause weights (ruled-out and tried causes removed) and a confirmed cause, if any."""
@@ -813,7 +812,6 @@ class Engine:
             if s.phase == "closed" and s.outcome == "escalated":
                 self._show_ticket(ctx)
                 return
-            s.cause = s.cause if s.phase == "resolving" else s.cause
             self._escalate(ctx, "Sure — I'll prepare a ticket for a human at Cato Support.", intro=True)
         elif name == "ticket":
             self._show_ticket(ctx)

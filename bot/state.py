@@ -27,7 +27,7 @@ class Finding(BaseModel):
 class Pending(BaseModel):
     """What the bot is waiting for."""
 
-    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify", "symptom"]
+    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify"]
     id: str | None = None  # check id / field id
     reasks: int = 0
     # What to ask after the IdP question is answered (a check, or the resolution of a cause).

@@ -52,10 +52,8 @@ def build_ticket(state: State, bundle: Bundle) -> Ticket:
 
 def _ruled_out(state: State, bundle: Bundle) -> list[str]:
     out: list[str] = []
-    checks = bundle.checks
     for f in state.findings:
-        check = checks.get(f.check)
-        ans = next((a for a in check.answers if a.id == f.answer), None) if check else None
+        ans = bundle.answer(f.check, f.answer)
         for cid in ans.rules_out if ans else []:
             if cid not in out:
                 out.append(cid)

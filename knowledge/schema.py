@@ -18,6 +18,7 @@ Graph rules enforced here, so the engine may assume them:
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -303,21 +304,26 @@ class Bundle(BaseModel):
     lexicon: Lexicon
     origin: str
 
-    @property
+    # Lookups built once per bundle (the bundle is immutable), shared by the engine, tickets and tools.
+    @cached_property
     def symptoms(self) -> dict[str, Symptom]:
         return {s.id: s for s in self.pack.symptoms}
 
-    @property
+    @cached_property
     def checks(self) -> dict[str, Check]:
         return {c.id: c for c in self.pack.checks}
 
-    @property
+    @cached_property
     def causes(self) -> dict[str, Cause]:
         return {c.id: c for c in self.pack.causes}
 
-    @property
+    @cached_property
     def idps(self) -> dict[str, IdP]:
         return {i.id: i for i in self.pack.idps}
+
+    def answer(self, check_id: str, answer_id: str) -> Answer | None:
+        check = self.checks.get(check_id)
+        return next((a for a in check.answers if a.id == answer_id), None) if check else None
 
 
 def _unique(ids: list[str], what: str) -> None:
