@@ -72,13 +72,12 @@ class Engine:
     # ---- entry points ------------------------------------------------------------------------
 
     async def handle(self, msg: Incoming) -> Turn:
-        async with self.store.lock(msg.conversation_id):
-            raw = await self.store.load(msg.conversation_id)
-            state = State.model_validate_json(raw) if raw else None
+        async with self.store.hold(msg.conversation_id) as held:
+            state = State.model_validate_json(held.data) if held.data else None
             turn, state = self._turn(state, msg)
             if state is not None:
                 state.updated_at = time.time()
-                await self.store.save(msg.conversation_id, state.model_dump_json(), self.ttl)
+                held.save(state.model_dump_json(), self.ttl)  # written as the lock is given back
                 if state.outcome and turn.phase == "closed":
                     await self._record_outcome(state)
         log.info(

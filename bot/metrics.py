@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.events import Incoming, Turn
-from bot.store.base import Store, StoreUnavailable
+from bot.store.base import Held, Store, StoreUnavailable
 
 log = logging.getLogger("scim_help.metrics")
 
@@ -160,8 +160,20 @@ class ObservedStore(Store):
             self.metrics.store_up.set(0)
             raise
 
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
+        try:
+            async with self.inner.hold(key, timeout) as held:
+                yield held
+        except StoreUnavailable:
+            self.metrics.store_up.set(0)
+            raise
+
     async def claim(self, key: str, ttl: int) -> bool:
         return await self._call(self.inner.claim(key, ttl))
+
+    async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
+        return await self._call(self.inner.claim_all(keys, ttl))
 
     async def put_record(self, kind: str, key: str, data: str) -> None:
         old_raw = None

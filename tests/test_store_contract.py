@@ -63,6 +63,60 @@ async def test_lock_serialises_read_modify_write(store):
     assert await store.load(key) == "25"
 
 
+async def test_hold_reads_and_writes_back_under_the_lock(store):
+    key = f"held-{uuid.uuid4().hex}"
+    async with store.hold(key) as held:
+        assert held.data is None
+        held.save('{"n": 0}', ttl=60)
+    assert await store.load(key) == '{"n": 0}'
+
+    async def bump():
+        async with store.hold(key) as held:
+            value = int(held.data.split(":")[1].rstrip("}"))
+            await asyncio.sleep(0.001)  # widen the race window
+            held.save(f'{{"n": {value + 1}}}', ttl=60)
+
+    await asyncio.gather(*(bump() for _ in range(25)))
+    assert await store.load(key) == '{"n": 25}'
+
+
+async def test_hold_writes_nothing_after_an_exception_or_without_save(store):
+    key = f"held-{uuid.uuid4().hex}"
+    await store.save(key, "before", ttl=60)
+    with pytest.raises(RuntimeError):
+        async with store.hold(key) as held:
+            held.save("after", ttl=60)
+            raise RuntimeError("turn failed")
+    async with store.hold(key) as held:
+        assert held.data == "before"
+    assert await store.load(key) == "before"
+    # The lock was given back both times.
+    async with store.lock(key, timeout=0.5):
+        pass
+
+
+async def test_hold_and_lock_exclude_each_other(store):
+    key = f"held-{uuid.uuid4().hex}"
+    async with store.hold(key):
+        with pytest.raises(TimeoutError):
+            async with store.lock(key, timeout=0.3):
+                pass
+    async with store.lock(key):
+        with pytest.raises(TimeoutError):
+            async with store.hold(key, timeout=0.3):
+                pass
+
+
+async def test_claim_all_wins_only_when_every_key_is_new(store):
+    a, b, c = (f"evt-{uuid.uuid4().hex}" for _ in range(3))
+    assert await store.claim_all([a, b], ttl=60) is True
+    assert await store.claim_all([a, b], ttl=60) is False
+    assert await store.claim_all([c, a], ttl=60) is False  # a is taken; c is claimed all the same
+    assert await store.claim(c, ttl=60) is False
+    results = await asyncio.gather(*(store.claim_all([f"{a}-x", f"{b}-x"], ttl=60) for _ in range(20)))
+    assert results.count(True) == 1
+
+
 async def test_locks_on_different_keys_do_not_block_each_other(store):
     async with store.lock("a"):
         async with store.lock("b", timeout=2):
@@ -158,9 +212,36 @@ async def test_sqlite_lease_of_a_dead_holder_expires(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.5)
     dead = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
-    assert await dead._try_lease("conv")  # a process that took the lock and died
+    assert (await dead._run(lambda c: dead._try_lease(c, "conv", False)))[0]  # a process that took the lock and died
     alive = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
     async with alive.lock("conv", timeout=5):
         pass
     await dead.close()
     await alive.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, monkeypatch, redis_url):
+    """A turn slower than the lease must not overwrite the turn that took the lock after it."""
+    from bot.store import redis as redis_mod
+    from bot.store import sqlite as sqlite_mod
+
+    key = f"lease-{uuid.uuid4().hex}"
+    if backend == "sqlite":
+        monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.3)
+        slow, fast = (sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3") for _ in range(2))  # two processes
+    else:
+        monkeypatch.setattr(redis_mod, "LEASE_SECONDS", 0.3)
+        slow = fast = redis_mod.RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}:")  # a token per hold
+    try:
+        with pytest.raises(TimeoutError, match="nothing written"):
+            async with slow.hold(key) as held:
+                await asyncio.sleep(0.5)  # the lease runs out
+                async with fast.hold(key, timeout=2) as other:
+                    other.save("newer", ttl=60)
+                held.save("stale", ttl=60)
+        assert await fast.load(key) == "newer"
+    finally:
+        await slow.close()
+        if fast is not slow:
+            await fast.close()

@@ -286,11 +286,15 @@ class SlackBot:
     async def _claim_event(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
         """First delivery wins: Slack retries carry the same event_id, and a mention arrives both as
         `app_mention` and as `message`."""
+        keys = [f"slack-msg:{event.get('channel')}:{event.get('ts')}"]
         event_id = body.get("event_id")
-        if event_id and not await self._claim(f"slack-event:{event_id}"):
-            log.info("slack event already handled", extra={"event_type": event.get("type"), "retry": True})
+        if event_id:
+            keys.append(f"slack-event:{event_id}")
+        # One round trip for both; a lost claim of either means another delivery has it.
+        if not await self.store.claim_all(keys, CLAIM_TTL):
+            log.info("slack event already handled", extra={"event_type": event.get("type")})
             return False
-        return await self._claim(f"slack-msg:{event.get('channel')}:{event.get('ts')}")
+        return True
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
         bot_user = context.get("bot_user_id")
@@ -402,7 +406,8 @@ class SlackBot:
 
     async def _remember(self, conv: str, user: str | None) -> None:
         ref = parse_conversation(conv)
-        if ref is None or ref.kind == "slash" or not user:
+        # A DM has one conversation, which _last_conversation derives: nothing to write on every turn.
+        if ref is None or ref.kind in ("slash", "dm") or not user:
             return
         await self.store.put_record(LAST_RECORD, f"{ref.team}:{ref.channel}:{user}", conv)
 
@@ -444,9 +449,7 @@ class SlackBot:
         clicked_block = str(action.get("block_id") or "")
         # One turn per button (double clicks, Slack retries), and one answer per question: a fast click
         # on a second button of the same block, before its buttons disappear, is dropped too.
-        if not await self._claim(f"slack-action:{claim_ts}:{action_id}") or not await self._claim(
-            f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}"
-        ):
+        if not await self.store.claim_all([f"slack-action:{claim_ts}:{action_id}", f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}"], CLAIM_TTL):
             log.info("slack click already handled", extra={"user": pseudonymise(user)})
             return
         team = _team(body, context, {})

@@ -3,8 +3,11 @@
 Conversations are opaque JSON strings to the store. Beyond load/save it offers the three things a chat
 service needs to be correct under retries, replicas and restarts:
 - `lock(key)`: serialise turns of one conversation (two messages at once must not lose an update),
-  across tasks and — for SQLite and Redis — across processes;
+  across tasks and — for SQLite and Redis — across processes; `hold(key)` is lock + load on the way in
+  and save + unlock on the way out, which a backend can do in one round trip each way (a turn is then
+  two store round trips instead of four — measured in bench/NOTES.md);
 - `claim(key, ttl)`: first caller wins, for de-duplicating retried platform events and double clicks;
+  `claim_all(keys, ttl)` claims several at once;
 - `records`: small keyed documents that outlive conversations (outcomes for `stats`, Teams conversation
   references for proactive messages).
 The contract tests in tests/test_store_contract.py run against every backend.
@@ -13,11 +16,27 @@ The contract tests in tests/test_store_contract.py run against every backend.
 from __future__ import annotations
 
 import abc
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import AsyncIterator, Sequence
 
 
 class StoreUnavailable(Exception):
     """The backend cannot be reached; callers answer politely and keep the request retryable."""
+
+
+class Held:
+    """A conversation held under its lock (`Store.hold`): the data stored when the lock was taken, and what
+    to write back when it is released."""
+
+    __slots__ = ("data", "write")
+
+    def __init__(self, data: str | None) -> None:
+        self.data = data
+        self.write: tuple[str, int] | None = None
+
+    def save(self, data: str, ttl: int) -> None:
+        """Write `data` (expiring after `ttl` seconds) when the hold ends without an exception."""
+        self.write = (data, ttl)
 
 
 class Store(abc.ABC):
@@ -37,6 +56,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim(self, key: str, ttl: int) -> bool: ...
+
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
+        """Lock the conversation and read it; on a clean exit write what `held.save()` was given, then
+        unlock. After an exception nothing is written. Backends with round trips override this."""
+        async with self.lock(key, timeout):
+            held = Held(await self.load(key))
+            yield held
+            if held.write is not None:
+                await self.save(key, *held.write)
+
+    async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
+        """Claim every key; true only if none of them was claimed before."""
+        results = [await self.claim(key, ttl) for key in keys]
+        return all(results)
 
     @abc.abstractmethod
     async def put_record(self, kind: str, key: str, data: str) -> None: ...

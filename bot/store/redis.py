@@ -1,15 +1,23 @@
-"""Redis store: for deployments with several replicas. Uses redis-py's asyncio client and its Lock
-(token-checked release, expiring lease) rather than a hand-rolled one."""
+"""Redis store: for deployments with several replicas, on redis-py's asyncio client.
+
+Conversation locks are expiring, token-checked leases like redis-py's `Lock` (SET NX PX to take, a
+compare-and-delete script to give back), with the conversation's read folded into the taking script and
+its write into the giving-back one: a turn costs two round trips instead of four (bench/NOTES.md). A
+holder whose lease ran out writes nothing, so a slow turn cannot overwrite a newer one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
-from bot.store.base import Store, StoreUnavailable
+from bot.store.base import Held, Store, StoreUnavailable
 
 LEASE_SECONDS = 30
 # Connections per process. Turns past this many at once wait for a free connection (up to POOL_WAIT
@@ -17,6 +25,22 @@ LEASE_SECONDS = 30
 # descriptors and failed with "Too many connections".
 POOL_SIZE = 64
 POOL_WAIT = 10.0
+
+# KEYS: lock, conversation. ARGV: token, lease in ms, "1" to read the conversation.
+_TAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if ARGV[3] == '1' then return {1, redis.call('GET', KEYS[2])} end
+  return {1}
+end
+return {0}
+"""
+# KEYS: lock, conversation. ARGV: token, data, ttl in seconds ("" = write nothing). 0 = the lease was lost.
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 
 class RedisStore(Store):
@@ -35,6 +59,9 @@ class RedisStore(Store):
         )
         self.r = aioredis.Redis.from_pool(pool)
         self.prefix = prefix
+        # redis-py's Script: EVALSHA, and SCRIPT LOAD again after a Redis restart.
+        self._take = self.r.register_script(_TAKE)
+        self._give_back = self.r.register_script(_GIVE_BACK)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -59,26 +86,65 @@ class RedisStore(Store):
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        lock = self.r.lock(self._k("lock", key), timeout=LEASE_SECONDS, blocking_timeout=timeout, sleep=0.005)
+        async with self._held(key, timeout, load=False):
+            yield
+
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
+        async with self._held(key, timeout, load=True) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _held(self, key: str, timeout: float, *, load: bool) -> AsyncIterator[Held]:
+        keys = [self._k("lock", key), self._k("conv", key)]
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                got = await self._take(keys=keys, args=[token, int(LEASE_SECONDS * 1000), "1" if load else "0"])
+            except RedisError as exc:
+                raise StoreUnavailable(f"redis: {exc}") from exc
+            if got[0]:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"conversation lock busy: {key}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        held = Held(got[1] if len(got) > 1 else None)
         try:
-            acquired = await lock.acquire()
+            yield held
+        except BaseException:
+            try:
+                await self._give_back(keys=keys, args=[token, "", ""])
+            except RedisError:
+                pass  # the lease runs out by itself; the original error matters more
+            raise
+        data, ttl = held.write if held.write is not None else ("", "")
+        try:
+            kept = await self._give_back(keys=keys, args=[token, data, ttl])
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-        if not acquired:
-            raise TimeoutError(f"conversation lock busy: {key}")
-        try:
-            yield
-        finally:
-            try:
-                await lock.release()
-            except (LockError, RedisError):
-                pass  # lease already expired or Redis gone: the lock frees itself
+        if not kept:
+            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
 
     async def claim(self, key: str, ttl: int) -> bool:
         try:
             return bool(await self.r.set(self._k("claim", key), "1", nx=True, ex=ttl))
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
+        if len(keys) == 1:
+            return await self.claim(keys[0], ttl)
+        try:
+            async with self.r.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(self._k("claim", key), "1", nx=True, ex=ttl)
+                results = await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return all(bool(r) for r in results)
 
     async def put_record(self, kind: str, key: str, data: str) -> None:
         try:

@@ -15,9 +15,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
-from bot.store.base import Store, StoreUnavailable
+from bot.store.base import Held, Store, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -78,21 +78,24 @@ class SQLiteStore(Store):
         return await self._run(q)
 
     async def save(self, key: str, data: str, ttl: int) -> None:
+        purge = self._purge_due()
+        await self._run(lambda c: self._upsert(c, key, data, ttl, purge))
+
+    def _purge_due(self) -> bool:
         self._writes += 1
-        purge = self._writes % 500 == 0  # expired rows are removed now and then, not on every write
+        return self._writes % 500 == 0  # expired rows are removed now and then, not on every write
 
-        def q(c: sqlite3.Connection) -> None:
-            now = time.time()
-            c.execute(
-                "INSERT INTO conversations(key, data, expires_at) VALUES (?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET data=excluded.data, expires_at=excluded.expires_at",
-                (key, data, now + ttl),
-            )
-            if purge:
-                c.execute("DELETE FROM conversations WHERE expires_at<?", (now,))
-                c.execute("DELETE FROM claims WHERE expires_at<?", (now,))
-
-        await self._run(q)
+    @staticmethod
+    def _upsert(c: sqlite3.Connection, key: str, data: str, ttl: int, purge: bool) -> None:
+        now = time.time()
+        c.execute(
+            "INSERT INTO conversations(key, data, expires_at) VALUES (?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET data=excluded.data, expires_at=excluded.expires_at",
+            (key, data, now + ttl),
+        )
+        if purge:
+            c.execute("DELETE FROM conversations WHERE expires_at<?", (now,))
+            c.execute("DELETE FROM claims WHERE expires_at<?", (now,))
 
     async def delete(self, key: str) -> None:
         await self._run(lambda c: c.execute("DELETE FROM conversations WHERE key=?", (key,)))
@@ -101,47 +104,114 @@ class SQLiteStore(Store):
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with self._held(key, timeout, load=False):
+            yield
+
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
+        async with self._held(key, timeout, load=True) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _held(self, key: str, timeout: float, *, load: bool) -> AsyncIterator[Held]:
+        """Tasks of this process queue on an asyncio lock; processes compete for the lease row. Taking the
+        lease and reading the conversation is one call on the DB thread, and so is writing it back and
+        dropping the lease."""
         local = self._local_locks.setdefault(key, asyncio.Lock())
         deadline = time.monotonic() + timeout
         await asyncio.wait_for(local.acquire(), timeout)
         try:
             delay = 0.002
-            while not await self._try_lease(key):
+            while True:
+                got, data = await self._run(lambda c: self._try_lease(c, key, load))
+                if got:
+                    break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"conversation lock busy: {key}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
+            held = Held(data)
             try:
-                yield
-            finally:
-                await self._run(lambda c: c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)))
+                yield held
+            except BaseException:
+                await self._drop_lease_quietly(key)
+                raise
+            write, purge = held.write, held.write is not None and self._purge_due()
+            try:
+                kept = await self._run(lambda c: self._write_and_drop_lease(c, key, write, purge))
+            except StoreUnavailable:
+                await self._drop_lease_quietly(key)
+                raise
+            if not kept:
+                raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
         finally:
             local.release()
             if not local.locked() and not getattr(local, "_waiters", None):
                 self._local_locks.pop(key, None)
 
-    async def _try_lease(self, key: str) -> bool:
-        def q(c: sqlite3.Connection) -> bool:
-            now = time.time()
-            cur = c.execute(
-                "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
-                "WHERE locks.expires_at < ?",
-                (key, self._owner, now + LEASE_SECONDS, now),
-            )
-            return cur.rowcount == 1
+    def _try_lease(self, c: sqlite3.Connection, key: str, load: bool) -> tuple[bool, str | None]:
+        now = time.time()
+        cur = c.execute(
+            "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
+            "WHERE locks.expires_at < ?",
+            (key, self._owner, now + LEASE_SECONDS, now),
+        )
+        if cur.rowcount != 1:
+            return False, None
+        if not load:
+            return True, None
+        row = c.execute("SELECT data FROM conversations WHERE key=? AND expires_at>=?", (key, now)).fetchone()
+        return True, (row[0] if row else None)
 
-        return await self._run(q)
+    async def _drop_lease_quietly(self, key: str) -> None:
+        try:
+            await self._run(lambda c: self._drop_lease(c, key))
+        except StoreUnavailable:
+            pass  # the lease runs out by itself; the original error matters more
+
+    def _drop_lease(self, c: sqlite3.Connection, key: str) -> None:
+        c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner))
+
+    def _write_and_drop_lease(self, c: sqlite3.Connection, key: str, write: tuple[str, int] | None, purge: bool) -> bool:
+        """False (and nothing written) when the lease ran out and another process took it."""
+        if write is None:
+            self._drop_lease(c, key)
+            return True
+        c.execute("BEGIN")  # one commit for both
+        try:
+            kept = c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
+            if kept:
+                self._upsert(c, key, write[0], write[1], purge)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return kept
+
+    # -- claims ------------------------------------------------------------------------------------
 
     async def claim(self, key: str, ttl: int) -> bool:
+        return await self.claim_all([key], ttl)
+
+    async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         def q(c: sqlite3.Connection) -> bool:
             now = time.time()
-            cur = c.execute(
-                "INSERT INTO claims(key, expires_at) VALUES (?,?) "
-                "ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE claims.expires_at < ?",
-                (key, now + ttl, now),
-            )
-            return cur.rowcount == 1
+            won = True
+            c.execute("BEGIN")  # one commit for all
+            try:
+                for key in keys:
+                    cur = c.execute(
+                        "INSERT INTO claims(key, expires_at) VALUES (?,?) "
+                        "ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE claims.expires_at < ?",
+                        (key, now + ttl, now),
+                    )
+                    won = won and cur.rowcount == 1
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return won
 
         return await self._run(q)
 
