@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 
 from bot.answers import AnswerMatcher
 from bot.classify import Classification, Classifier
-from bot.events import Choice, Incoming, Reply, Step, Ticket, Turn
+from bot.events import Choice, Incoming, Phase, Reply, Step, Ticket, Turn
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.state import Finding, Line, Pending, State
 from bot.store.base import Store
@@ -34,6 +34,8 @@ MAX_TEXT = 4000  # longer messages are cut before anything else looks at them
 MAX_REASKS = 3
 TRANSCRIPT_KEEP = 60
 OUTCOMES = "outcome"
+# How long a delivery key (Incoming.once) is remembered: platforms retry within minutes, a day is ample.
+ONCE_TTL = 24 * 3600
 
 
 @dataclass
@@ -72,7 +74,10 @@ class Engine:
     # ---- entry points ------------------------------------------------------------------------
 
     async def handle(self, msg: Incoming) -> Turn:
-        async with self.store.hold(msg.conversation_id) as held:
+        async with self.store.hold(msg.conversation_id, claims=msg.once, claim_ttl=ONCE_TTL) as held:
+            if not held.fresh:
+                log.info("turn skipped: redelivered message", extra={"conversation": msg.conversation_id, "channel": msg.channel})
+                return Turn(conversation_id=msg.conversation_id, phase=_phase_of(held.data), silent=True, duplicate=True)
             state = State.model_validate_json(held.data) if held.data else None
             turn, state = self._turn(state, msg)
             if state is not None:
@@ -874,6 +879,11 @@ class Engine:
         summary = r.title or r.text.split("\n", 1)[0]
         s.transcript.append(Line(who="bot", text=_clip(summary, 200)))
         del s.transcript[:-TRANSCRIPT_KEEP]
+
+
+def _phase_of(raw: str | None) -> Phase:
+    """The stored phase, for a turn that does not otherwise read the state."""
+    return State.model_validate_json(raw).phase if raw else "off-topic"
 
 
 _NEGATORS = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't|\bdont\b)[^.!?\n]{0,20}$", re.IGNORECASE)

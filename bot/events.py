@@ -40,6 +40,10 @@ class Incoming(BaseModel):
     # only when it is confident the message is a SCIM provisioning problem, or when it already owns the
     # thread.
     directed: bool = True
+    # Delivery keys (a platform's event id, a message's timestamp): a message whose keys were seen before
+    # is a redelivery and gets a silent, `duplicate` turn. Claimed together with the conversation's lock,
+    # in the same store round trip.
+    once: tuple[str, ...] = ()
 
     @field_validator("conversation_id", "user_id", "text", "choice")
     @classmethod
@@ -133,5 +137,7 @@ class Turn(BaseModel):
     ticket: Ticket | None = None
     # True when the bot decided to say nothing (ambient, not a SCIM problem): adapters post nothing.
     silent: bool = False
+    # True when the message was a redelivery of one already handled (see Incoming.once); also silent.
+    duplicate: bool = False
     # True when this turn started a new conversation (adapters may want to thread or greet differently).
     started: bool = False

@@ -95,6 +95,8 @@ class Metrics:
     # -- runtime observer -------------------------------------------------------------------------
 
     def observe(self, msg: Incoming, turn: Turn | None, seconds: float, error: BaseException | None) -> None:
+        if turn is not None and turn.duplicate:
+            return  # a platform's redelivery of a message already counted
         self.messages.labels(msg.channel).inc()
         self.latency.labels(msg.channel).observe(seconds)
         if error is not None:
@@ -161,9 +163,9 @@ class ObservedStore(Store):
             raise
 
     @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
         try:
-            async with self.inner.hold(key, timeout) as held:
+            async with self.inner.hold(key, timeout, claims=claims, claim_ttl=claim_ttl) as held:
                 yield held
         except StoreUnavailable:
             self.metrics.store_up.set(0)

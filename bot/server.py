@@ -43,7 +43,11 @@ POLITE_503 = (
     "Please try again in a minute."
 )
 PROBE_TIMEOUT = 3.0
-QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+# Requests logged only when they fail, are slow or the level is DEBUG: probes and scrapes, and the platform
+# webhooks, whose every turn is logged by the engine ("turn") — a second line per event cost ~3 % of the
+# server's CPU under load (bench/NOTES.md).
+QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/slack/events", "/api/messages"}
+SLOW_REQUEST = 1.0
 
 
 class InFlight:
@@ -294,10 +298,10 @@ async def _stop_socket_mode(app: web.Application) -> None:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One structured line per request; probes and scrapes only when they fail (or at DEBUG)."""
+    """One structured line per request; QUIET_PATHS only when they fail or are slow (or at DEBUG)."""
 
     def log(self, request, response, time):  # type: ignore[no-untyped-def]
-        if request.path in QUIET_PATHS and response.status < 400 and not self.logger.isEnabledFor(logging.DEBUG):
+        if request.path in QUIET_PATHS and response.status < 400 and time < SLOW_REQUEST and not self.logger.isEnabledFor(logging.DEBUG):
             return
         self.logger.info(
             "request",

@@ -533,3 +533,31 @@ async def test_resolution_reads_in_order_cause_steps_then_verify(engine):
     assert res.text.startswith("**Cause found:**")
     assert res.steps and "userPrincipalName" in " ".join(s.text for s in res.steps)
     assert res.after and res.after.startswith("**How to verify:**")
+
+
+async def test_a_redelivered_message_gets_a_silent_duplicate_turn_and_changes_nothing(engine, store):
+    """Incoming.once: the delivery keys are claimed with the conversation's lock; a repeat is answered
+    with nothing, whichever of its keys was seen (a retry, or the same message as another event type)."""
+    cid = f"test:{uuid.uuid4().hex}"
+    first = Incoming(channel="test", conversation_id=cid, text="new hires never show up in Cato", once=("msg:C1:1.1", "event:Ev1"))
+    turn = await engine.handle(first)
+    assert not turn.silent and not turn.duplicate and turn.replies
+    saved = await store.load(cid)
+
+    again = await engine.handle(first.model_copy(update={"text": "yes"}))
+    assert again.silent and again.duplicate and not again.replies
+    assert again.phase == turn.phase
+    same_message_other_event = await engine.handle(first.model_copy(update={"once": ("msg:C1:1.1", "event:Ev2")}))
+    assert same_message_other_event.duplicate
+    assert await store.load(cid) == saved  # nothing written
+
+    nxt = await engine.handle(Incoming(channel="test", conversation_id=cid, text="yes", once=("msg:C1:1.2", "event:Ev3")))
+    assert not nxt.duplicate and nxt.replies
+
+
+async def test_concurrent_redeliveries_are_answered_once(engine):
+    cid = f"test:{uuid.uuid4().hex}"
+    msg = Incoming(channel="test", conversation_id=cid, text="new hires never show up in Cato", once=("event:Ev9",))
+    turns = await asyncio.gather(*(engine.handle(msg) for _ in range(10)))
+    assert sum(1 for t in turns if not t.duplicate) == 1
+    assert all(t.silent for t in turns if t.duplicate)

@@ -206,8 +206,15 @@ class SlackBot:
             name="scim-help",
             client=self.client,
             signing_secret=secret,
-            # HTTP requests are verified (signature + 5-minute window); Socket Mode has no signatures.
-            request_verification_enabled=not socket_mode,
+            # HTTP requests are verified (signature + 5-minute window) by `dispatch` with slack_sdk's
+            # SignatureVerifier — the one bolt's RequestVerification middleware uses — before any parser
+            # sees the bytes, so bolt does not check them a second time. Socket Mode has no signatures.
+            request_verification_enabled=False,
+            # Middleware for features this bot does not use (workflow functions, assistant threads):
+            # each one runs on every request (bench/NOTES.md).
+            attaching_function_token_enabled=False,
+            attaching_conversation_kwargs_enabled=False,
+            ignoring_self_assistant_message_events_enabled=False,
             # Ack first, work after: listeners run after the HTTP response is sent.
             process_before_response=False,
             logger=logging.getLogger("scim_help.slack.bolt"),
@@ -257,10 +264,11 @@ class SlackBot:
         return await to_aiohttp_response(bolt_response)
 
     def _signed(self, raw: bytes, headers: Any) -> bool:
-        # slack_sdk's verifier — the one bolt's RequestVerification middleware uses, which checks the
-        # request again. Checking here first keeps unauthenticated bytes away from the body parsers.
+        # slack_sdk's verifier — the one bolt's RequestVerification middleware would use. Checking here,
+        # first, keeps unauthenticated bytes away from the body parsers. Without a signing secret nothing
+        # is accepted over HTTP (Settings refuses to start that way; this guards direct construction).
         if self._verifier is None:
-            return True
+            return False
         try:
             return self._verifier.is_valid(
                 body=raw.decode("utf-8"),
@@ -283,18 +291,15 @@ class SlackBot:
     async def _claim(self, key: str) -> bool:
         return await self.store.claim(key, CLAIM_TTL)
 
-    async def _claim_event(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
-        """First delivery wins: Slack retries carry the same event_id, and a mention arrives both as
-        `app_mention` and as `message`."""
+    @staticmethod
+    def _delivery_keys(body: dict[str, Any], event: dict[str, Any]) -> tuple[str, ...]:
+        """What makes a delivery a repeat: Slack retries carry the same event_id, and a message can arrive
+        both as `app_mention` and as `message` (same ts). The engine claims them with the conversation's
+        lock, in the same store round trip, and answers a repeat with a silent turn."""
         keys = [f"slack-msg:{event.get('channel')}:{event.get('ts')}"]
-        event_id = body.get("event_id")
-        if event_id:
-            keys.append(f"slack-event:{event_id}")
-        # One round trip for both; a lost claim of either means another delivery has it.
-        if not await self.store.claim_all(keys, CLAIM_TTL):
-            log.info("slack event already handled", extra={"event_type": event.get("type")})
-            return False
-        return True
+        if body.get("event_id"):
+            keys.append(f"slack-event:{body['event_id']}")
+        return tuple(keys)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
         bot_user = context.get("bot_user_id")
@@ -305,11 +310,9 @@ class SlackBot:
             return  # DMs arrive as message.im and are answered there
         team = _team(body, context, event)
         thread_ts = event.get("thread_ts") or event.get("ts")
-        if not await self._claim_event(body, event):
-            return
         conv = thread_conversation(team, channel, thread_ts)
         text = strip_mention(event.get("text") or "", bot_user)
-        msg = Incoming(channel="slack", conversation_id=conv, user_id=event["user"], text=text, directed=True)
+        msg = Incoming(channel="slack", conversation_id=conv, user_id=event["user"], text=text, directed=True, once=self._delivery_keys(body, event))
         await self._converse(msg, Place(channel, thread_ts), team=team, user=event["user"])
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
@@ -346,9 +349,7 @@ class SlackBot:
                 directed = False
             else:
                 return
-        if not await self._claim_event(body, event):
-            return
-        msg = Incoming(channel="slack", conversation_id=conv, user_id=user, text=text, directed=directed)
+        msg = Incoming(channel="slack", conversation_id=conv, user_id=user, text=text, directed=directed, once=self._delivery_keys(body, event))
         await self._converse(msg, place, team=team, user=user)
 
     # ---- slash command --------------------------------------------------------------------------

@@ -28,10 +28,12 @@ class Held:
     """A conversation held under its lock (`Store.hold`): the data stored when the lock was taken, and what
     to write back when it is released."""
 
-    __slots__ = ("data", "write")
+    __slots__ = ("data", "fresh", "write")
 
-    def __init__(self, data: str | None) -> None:
+    def __init__(self, data: str | None, fresh: bool = True) -> None:
         self.data = data
+        # False when any of the hold's `claims` had been claimed before (a redelivered message).
+        self.fresh = fresh
         self.write: tuple[str, int] | None = None
 
     def save(self, data: str, ttl: int) -> None:
@@ -58,11 +60,13 @@ class Store(abc.ABC):
     async def claim(self, key: str, ttl: int) -> bool: ...
 
     @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
-        """Lock the conversation and read it; on a clean exit write what `held.save()` was given, then
-        unlock. After an exception nothing is written. Backends with round trips override this."""
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
+        """Lock the conversation, claim `claims` (see `claim_all`; `held.fresh`) and read it; on a clean
+        exit write what `held.save()` was given, then unlock. After an exception nothing is written.
+        Backends with round trips override this."""
         async with self.lock(key, timeout):
-            held = Held(await self.load(key))
+            fresh = await self.claim_all(claims, claim_ttl) if claims else True
+            held = Held(await self.load(key), fresh)
             yield held
             if held.write is not None:
                 await self.save(key, *held.write)

@@ -26,13 +26,17 @@ LEASE_SECONDS = 30
 POOL_SIZE = 64
 POOL_WAIT = 10.0
 
-# KEYS: lock, conversation. ARGV: token, lease in ms, "1" to read the conversation.
+# KEYS: lock, conversation, claim keys... ARGV: token, lease in ms, "1" to read the conversation, claim ttl.
+# -> {0} when the lock is busy; else {1, every claim new (1/0), the conversation or nil}.
 _TAKE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if ARGV[3] == '1' then return {1, redis.call('GET', KEYS[2])} end
-  return {1}
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local fresh = 1
+for i = 3, #KEYS do
+  if not redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[4]) then fresh = 0 end
 end
-return {0}
+local data = false
+if ARGV[3] == '1' then data = redis.call('GET', KEYS[2]) end
+return {1, fresh, data}
 """
 # KEYS: lock, conversation. ARGV: token, data, ttl in seconds ("" = write nothing). 0 = the lease was lost.
 _GIVE_BACK = """
@@ -90,19 +94,20 @@ class RedisStore(Store):
             yield
 
     @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
-        async with self._held(key, timeout, load=True) as held:
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
+        async with self._held(key, timeout, load=True, claims=claims, claim_ttl=claim_ttl) as held:
             yield held
 
     @asynccontextmanager
-    async def _held(self, key: str, timeout: float, *, load: bool) -> AsyncIterator[Held]:
+    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> AsyncIterator[Held]:
         keys = [self._k("lock", key), self._k("conv", key)]
+        claim_keys = [self._k("claim", c) for c in claims]
         token = secrets.token_hex(8)
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
             try:
-                got = await self._take(keys=keys, args=[token, int(LEASE_SECONDS * 1000), "1" if load else "0"])
+                got = await self._take(keys=keys + claim_keys, args=[token, int(LEASE_SECONDS * 1000), "1" if load else "0", max(1, int(claim_ttl))])
             except RedisError as exc:
                 raise StoreUnavailable(f"redis: {exc}") from exc
             if got[0]:
@@ -111,7 +116,7 @@ class RedisStore(Store):
                 raise TimeoutError(f"conversation lock busy: {key}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-        held = Held(got[1] if len(got) > 1 else None)
+        held = Held(got[2] if len(got) > 2 else None, bool(got[1]))
         try:
             yield held
         except BaseException:

@@ -108,12 +108,12 @@ class SQLiteStore(Store):
             yield
 
     @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0) -> AsyncIterator[Held]:
-        async with self._held(key, timeout, load=True) as held:
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
+        async with self._held(key, timeout, load=True, claims=claims, claim_ttl=claim_ttl) as held:
             yield held
 
     @asynccontextmanager
-    async def _held(self, key: str, timeout: float, *, load: bool) -> AsyncIterator[Held]:
+    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 0) -> AsyncIterator[Held]:
         """Tasks of this process queue on an asyncio lock; processes compete for the lease row. Taking the
         lease and reading the conversation is one call on the DB thread, and so is writing it back and
         dropping the lease."""
@@ -123,14 +123,14 @@ class SQLiteStore(Store):
         try:
             delay = 0.002
             while True:
-                got, data = await self._run(lambda c: self._try_lease(c, key, load))
+                got, data, fresh = await self._run(lambda c: self._try_lease(c, key, load, claims, claim_ttl))
                 if got:
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"conversation lock busy: {key}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
-            held = Held(data)
+            held = Held(data, fresh)
             try:
                 yield held
             except BaseException:
@@ -149,20 +149,44 @@ class SQLiteStore(Store):
             if not local.locked() and not getattr(local, "_waiters", None):
                 self._local_locks.pop(key, None)
 
-    def _try_lease(self, c: sqlite3.Connection, key: str, load: bool) -> tuple[bool, str | None]:
+    def _try_lease(
+        self, c: sqlite3.Connection, key: str, load: bool, claims: Sequence[str] = (), claim_ttl: int = 0
+    ) -> tuple[bool, str | None, bool]:
+        """(lease taken, the conversation if `load`, every claim new) in one transaction."""
         now = time.time()
-        cur = c.execute(
-            "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
-            "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
-            "WHERE locks.expires_at < ?",
-            (key, self._owner, now + LEASE_SECONDS, now),
-        )
-        if cur.rowcount != 1:
-            return False, None
-        if not load:
-            return True, None
-        row = c.execute("SELECT data FROM conversations WHERE key=? AND expires_at>=?", (key, now)).fetchone()
-        return True, (row[0] if row else None)
+        c.execute("BEGIN")
+        try:
+            cur = c.execute(
+                "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
+                "WHERE locks.expires_at < ?",
+                (key, self._owner, now + LEASE_SECONDS, now),
+            )
+            if cur.rowcount != 1:
+                c.execute("COMMIT")
+                return False, None, True
+            fresh = self._claim_in(c, claims, claim_ttl, now)
+            data = None
+            if load:
+                row = c.execute("SELECT data FROM conversations WHERE key=? AND expires_at>=?", (key, now)).fetchone()
+                data = row[0] if row else None
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return True, data, fresh
+
+    @staticmethod
+    def _claim_in(c: sqlite3.Connection, keys: Sequence[str], ttl: int, now: float) -> bool:
+        won = True
+        for k in keys:
+            cur = c.execute(
+                "INSERT INTO claims(key, expires_at) VALUES (?,?) "
+                "ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE claims.expires_at < ?",
+                (k, now + ttl, now),
+            )
+            won = won and cur.rowcount == 1
+        return won
 
     async def _drop_lease_quietly(self, key: str) -> None:
         try:
@@ -196,17 +220,9 @@ class SQLiteStore(Store):
 
     async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         def q(c: sqlite3.Connection) -> bool:
-            now = time.time()
-            won = True
             c.execute("BEGIN")  # one commit for all
             try:
-                for key in keys:
-                    cur = c.execute(
-                        "INSERT INTO claims(key, expires_at) VALUES (?,?) "
-                        "ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE claims.expires_at < ?",
-                        (key, now + ttl, now),
-                    )
-                    won = won and cur.rowcount == 1
+                won = self._claim_in(c, keys, ttl, time.time())
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
