@@ -55,19 +55,21 @@ class _Phrases:
         self.patterns = [(p, _word_re(p)) for p in self.phrases]
 
     def best(self, text: str, fuzzy_min_len: int = 8, cutoff: float = 90) -> float:
+        # Phrases are longest first, so the first hit scores highest. A literal phrase can only match
+        # where it is a substring: the `in` test skips most regex searches (this runs for every answer
+        # of every check on each reply).
         for phrase, rx in self.patterns:
-            if rx.search(text):
+            if phrase in text and rx.search(text):
                 return PHRASE + len(phrase)
-        best = 0.0
         for phrase in self.phrases:
             if len(phrase) >= fuzzy_min_len and len(text) >= len(phrase) - 2:
                 if fuzz.partial_ratio(phrase, text, score_cutoff=cutoff):
-                    best = max(best, PHRASE_FUZZY + len(phrase))
-        return best
+                    return PHRASE_FUZZY + len(phrase)
+        return 0.0
 
     def starts(self, text: str) -> float:
         for phrase, rx in self.patterns:
-            m = rx.search(text)
+            m = rx.search(text) if phrase in text else None
             if m and m.start() == 0:
                 return LEXICON_START + len(phrase)
             if m and " " in phrase:
