@@ -26,7 +26,10 @@ Observer = Callable[[Incoming, "Turn | None", float, "BaseException | None"], No
 # store round trips, so more in parallel only adds contention: under a burst above capacity, unbounded
 # concurrency made every turn slow until many hit the store's lock and pool timeouts (lost answers);
 # bounded, each admitted turn finishes quickly and the others are answered late rather than never.
-MAX_CONCURRENT_TURNS = 16
+# The bound also caps how long one pass of the event loop takes, and so how long a new request waits for
+# its ack: at 500 Slack events/s (Redis, 2 workers) ack p99 was ~134 ms with 16, ~60 ms with 8; with 2
+# answers fell behind (bench/NOTES.md).
+MAX_CONCURRENT_TURNS = 8
 
 
 @dataclass

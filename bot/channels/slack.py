@@ -229,8 +229,9 @@ class SlackBot:
 
     def _register(self) -> None:
         app = self.app
-        app.event("app_mention")(self._on_mention)
+        # bolt tries listeners in this order, building each one's arguments: the most frequent first.
         app.event("message")(self._on_message)
+        app.event("app_mention")(self._on_mention)
         app.command(COMMAND)(self._on_command)
         app.action(re.compile("^" + re.escape(bk.CHOICE_PREFIX)))(self._on_choice)
         app.action(re.compile("^" + re.escape(bk.HANDOFF_PREFIX)))(self._on_handoff)
