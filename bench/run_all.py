@@ -159,6 +159,11 @@ def section_engine(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool
     return out, targets
 
 
+def _others(r: dict[str, Any]) -> str:
+    o = r.get("other_cpu_s") or {}
+    return " / ".join(_f(o[k], 1) if k in o else "—" for k in ("load_generator", "fakes", "redis"))
+
+
 def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, str]]]:
     cfg = res["config"]
     targets: list[tuple[str, bool, str]] = []
@@ -167,14 +172,16 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
         "",
         f"Open loop: fixed arrival rates for {cfg['duration_s']:g} s each; latencies from the scheduled arrival. "
         f"Closed loop: {', '.join(str(c) for c in cfg['concurrency'])} concurrent clients for {cfg['closed_duration_s']:g} s each. "
-        f"Server workers: {', '.join(f'{k} {v}' for k, v in cfg['workers'].items())}. Platforms: the recorder fakes in their own process.",
+        f"Server workers: {', '.join(f'{k} {v}' for k, v in cfg['workers'].items())}. Platforms: the recorder fakes in their own process. "
+        "CPU seconds are per phase (send and drain); the generator, the fakes and redis-server share the two CPUs with the server, "
+        "and steal is time the hypervisor gave to other machines.",
         "",
     ]
     for st in res["stores"]:
         out += [f"### Store: {st['store']} ({st['workers']} worker{'s' if st['workers'] > 1 else ''})", ""]
         out += [
-            "| channel | rate /s | events | ack p50 / p99 / max ms | answered exactly once | answer p50 / p99 / max ms | within 2 s | server CPU s | peak RSS MB (largest process) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| channel | rate /s | events | ack p50 / p99 / max ms | answered exactly once | answer p50 / p99 / max ms | within 2 s | server CPU s | generator / fakes / redis CPU s | steal s | peak RSS MB (largest process) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in st["open_loop"]:
             a, w = r["ack"], r["answer"]
@@ -188,7 +195,7 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
             out.append(
                 f"| {r['channel']} | {r['rate']:g} | {r['events']} | {_f(a['p50_ms'], 1)} / {_f(a['p99_ms'], 1)} / {_f(a['max_ms'], 1)} | "
                 f"{r['answered_exactly_once']}/{r['events']}{' (' + ', '.join(extra) + ')' if extra else ''} | "
-                f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} / {_f(w['max_ms'], 0)} | {r['answered_within_2s']}/{r['events']} | {_f(r['server_cpu_s'], 1)} | {_f(r.get('peak_rss_mb'), 0)} |"
+                f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} / {_f(w['max_ms'], 0)} | {r['answered_within_2s']}/{r['events']} | {_f(r['server_cpu_s'], 1)} | {_others(r)} | {_f(r.get('steal_s'), 1)} | {_f(r.get('peak_rss_mb'), 0)} |"
             )
             if r["channel"] == "slack" and r["rate"] >= 500:
                 rss_ok = r.get("peak_rss_mb", float("inf")) <= RSS_MB
