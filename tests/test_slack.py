@@ -280,6 +280,22 @@ async def test_unsigned_forged_and_stale_requests_are_refused(slack: Slack):
     assert await slack.runtime.engine.state(f"slack:{TEAM_ID}:{HELPDESK}:{event['ts']}") is None
 
 
+async def test_without_a_signing_secret_nothing_is_accepted_over_http(slack_runtime, fake):
+    """bolt's own verification is off (dispatch checks signatures once, with slack_sdk's verifier), so a
+    SlackBot built without a secret must refuse everything rather than trust it."""
+    bot = slack_channel.SlackBot(slack_runtime)
+    bot._verifier = None  # as if no signing secret had been configured
+    app = web.Application()
+    app.router.add_post("/slack/events", bot.dispatch)
+    event = {"type": "message", "channel": HELPDESK, "user": ADMIN, "text": SCIM_PROBLEM, "ts": _ts(), "channel_type": "channel"}
+    async with TestClient(TestServer(app)) as client:
+        body = json.dumps({"type": "event_callback", "team_id": TEAM_ID, "event_id": "Ev-nosecret", "event": event})
+        resp = await client.post("/slack/events", data=body, headers={"Content-Type": "application/json"})
+        assert resp.status == 401
+    await fake.settle()
+    assert fake.calls == []
+
+
 async def test_signed_but_malformed_payloads_get_a_4xx_and_do_nothing(slack: Slack, caplog):
     import logging
 

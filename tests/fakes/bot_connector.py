@@ -37,6 +37,8 @@ class Call:
     body: dict[str, Any]
     auth: str | None = None
     response_id: str | None = None
+    # When the connector received it (time.monotonic(), comparable across processes on this machine).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def attachments(self) -> list[dict]:
@@ -164,9 +166,10 @@ class FakeBotConnector:
 
     # -- assertions --------------------------------------------------------------------------------------
 
-    def snapshot(self) -> list[Call]:
+    def snapshot(self, since: int = 0) -> list[Call]:
+        """The calls recorded so far, from index `since` on."""
         with self._lock:
-            return list(self.calls)
+            return self.calls[since:]
 
     def outgoing(self, conversation_id: str | None = None) -> list[Call]:
         """Messages the bot sent (send/reply/create), optionally for one conversation."""

@@ -63,31 +63,20 @@ async def _serve() -> None:
                     "text": str(c.body.get("text") or "")[:300],
                 }
             )
-        snap = connector.snapshot()
-        new_conn = snap[seen["connector"] :]
+        new_conn = connector.snapshot(seen["connector"])
         seen["connector"] += len(new_conn)
-        now = time.monotonic()
         for c in new_conn:
             merged.append(
                 {
                     "source": "connector",
                     "method": c.method,
                     "kind": c.kind,
-                    # The connector fake has no timestamps; polled every 5 ms below, so `at` is within 5 ms.
-                    "at": getattr(c, "_at", now),
+                    "at": c.at,
                     "conversation": c.conversation_id,
                     "reply_to": c.activity_id,
                     "text": c.texts()[:300],
                 }
             )
-
-    async def stamp_connector() -> None:
-        # Give connector calls a timestamp close to their arrival (the fake does not record one).
-        while True:
-            for c in connector.snapshot()[seen["connector"] :]:
-                if not hasattr(c, "_at"):
-                    c._at = time.monotonic()  # type: ignore[attr-defined]
-            await asyncio.sleep(0.005)
 
     async def calls(request: web.Request) -> web.Response:
         sync()
@@ -121,7 +110,6 @@ async def _serve() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    stamper = asyncio.create_task(stamp_connector())
     print(json.dumps({"slack": slack.api_url, "connector": connector.url, "control": f"http://127.0.0.1:{port}"}), flush=True)
 
     stop = asyncio.Event()
@@ -131,7 +119,6 @@ async def _serve() -> None:
     # Also stop when the parent goes away (stdin closes).
     loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 1024) else None)
     await stop.wait()
-    stamper.cancel()
     await runner.cleanup()
     await slack.close()
     connector.stop()
