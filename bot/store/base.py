@@ -90,3 +90,24 @@ class Store(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+class LeasedStore(Store):
+    """A backend whose `lock` and `hold` are one primitive, `_held`: take the lease (and, for a hold, read
+    the conversation and claim the keys) in one round trip, give it back (writing what the hold saved) in
+    one more."""
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        async with self._held(key, timeout, load=False):
+            yield
+
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
+        async with self._held(key, timeout, load=True, claims=claims, claim_ttl=claim_ttl) as held:
+            yield held
+
+    @abc.abstractmethod
+    def _held(
+        self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1
+    ) -> AbstractAsyncContextManager[Held]: ...

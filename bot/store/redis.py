@@ -17,7 +17,7 @@ from typing import AsyncIterator, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.store.base import Held, Store, StoreUnavailable
+from bot.store.base import Held, LeasedStore, StoreUnavailable
 
 LEASE_SECONDS = 30
 # Connections per process. Turns past this many at once wait for a free connection (up to POOL_WAIT
@@ -47,7 +47,7 @@ return 1
 """
 
 
-class RedisStore(Store):
+class RedisStore(LeasedStore):
     name = "redis"
 
     def __init__(self, url: str, prefix: str = "scim-help:"):
@@ -87,16 +87,6 @@ class RedisStore(Store):
             await self.r.delete(self._k("conv", key))
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-
-    @asynccontextmanager
-    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        async with self._held(key, timeout, load=False):
-            yield
-
-    @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
-        async with self._held(key, timeout, load=True, claims=claims, claim_ttl=claim_ttl) as held:
-            yield held
 
     @asynccontextmanager
     async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> AsyncIterator[Held]:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
-from bot.store.base import Held, Store, StoreUnavailable
+from bot.store.base import Held, LeasedStore, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, exp
 LEASE_SECONDS = 30.0
 
 
-class SQLiteStore(Store):
+class SQLiteStore(LeasedStore):
     name = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -103,17 +103,7 @@ class SQLiteStore(Store):
     # -- locking -----------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        async with self._held(key, timeout, load=False):
-            yield
-
-    @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
-        async with self._held(key, timeout, load=True, claims=claims, claim_ttl=claim_ttl) as held:
-            yield held
-
-    @asynccontextmanager
-    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 0) -> AsyncIterator[Held]:
+    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> AsyncIterator[Held]:
         """Tasks of this process queue on an asyncio lock; processes compete for the lease row. Taking the
         lease and reading the conversation is one call on the DB thread, and so is writing it back and
         dropping the lease."""
