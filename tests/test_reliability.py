@@ -330,6 +330,11 @@ async def _replay(scripts: list[list[str]]) -> list[list[tuple]]:
     return out
 
 
+def _server_problems(stack: Stack) -> list[str]:
+    """The server's last warnings and errors, to say why a request failed."""
+    return [line for line in stack.srv.log().splitlines() if '"WARNING"' in line or '"ERROR"' in line or "Traceback" in line][-5:]
+
+
 def test_concurrent_conversations_are_isolated(stack_with_workers: Stack):
     stack = stack_with_workers
     scripts = SCRIPTS * 2
@@ -340,7 +345,7 @@ def test_concurrent_conversations_are_isolated(stack_with_workers: Stack):
         seq = []
         for text in script:
             r = stack.chat(cid, text=text)
-            assert r.status == 200, r
+            assert r.status == 200, (r, _server_problems(stack))
             p = r.json()
             cid = p["conversation"]
             seq.append((p["phase"], p["symptom"], p["probing"], p["cause"], p["asking"], len(p["replies"])))

@@ -144,7 +144,7 @@ class SQLiteStore(LeasedStore):
     ) -> tuple[bool, str | None, bool]:
         """(lease taken, the conversation if `load`, every claim new) in one transaction."""
         now = time.time()
-        c.execute("BEGIN")
+        c.execute("BEGIN IMMEDIATE")
         try:
             cur = c.execute(
                 "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
@@ -192,7 +192,7 @@ class SQLiteStore(LeasedStore):
         if write is None:
             self._drop_lease(c, key)
             return True
-        c.execute("BEGIN")  # one commit for both
+        c.execute("BEGIN IMMEDIATE")  # one commit for both; IMMEDIATE: wait for the write lock (busy timeout) instead of failing on a stale read snapshot
         try:
             kept = c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
             if kept:
@@ -210,7 +210,7 @@ class SQLiteStore(LeasedStore):
 
     async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         def q(c: sqlite3.Connection) -> bool:
-            c.execute("BEGIN")  # one commit for all
+            c.execute("BEGIN IMMEDIATE")  # one commit for all
             try:
                 won = self._claim_in(c, keys, ttl, time.time())
                 c.execute("COMMIT")
