@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -596,3 +597,30 @@ async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime
         assert resp.status == 403
         assert await runtime.store.load("teams::c1") is None
         assert await runtime.engine.state("teams::c1") is None
+
+
+async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answered(make_teams, monkeypatch):
+    """Above capacity, activities queue before botbuilder sees them (their memory is a coroutine, not a
+    half-processed turn); none is lost and no more than the bound is ever in progress."""
+    from bot.channels import teams as teams_mod
+
+    monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 2)
+    t = await make_teams()
+    endpoint_handle = teams_mod.TeamsEndpoint._handle
+    in_progress = peak = 0
+
+    async def counting(self, request):
+        nonlocal in_progress, peak
+        in_progress += 1
+        peak = max(peak, in_progress)
+        try:
+            return await endpoint_handle(self, request)
+        finally:
+            in_progress -= 1
+
+    monkeypatch.setattr(teams_mod.TeamsEndpoint, "_handle", counting)
+    conversations = [{"id": f"a:burst-{i}", "conversationType": "personal"} for i in range(10)]
+    await asyncio.gather(*(t.post(teams_activity(t.connector.url, conversation=c, text="help")) for c in conversations))
+    assert peak == 2
+    answered = {c.conversation_id for c in t.connector.outgoing()}
+    assert answered == {c["id"] for c in conversations}

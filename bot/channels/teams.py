@@ -27,6 +27,8 @@ message text, names, UPNs or tokens.
 
 from __future__ import annotations
 
+import asyncio
+
 import html
 import ipaddress
 import json
@@ -68,6 +70,8 @@ ROUTE = "/api/messages"
 REF_KIND = "teams-ref"
 DEDUPE_TTL = 6 * 3600  # Bot Framework redelivers within minutes; keep the ids a while longer
 WELCOME_TTL = 600  # Teams sends both installationUpdate and conversationUpdate on install: greet once
+# Activities being parsed, authenticated and answered at once per process; the rest wait unparsed.
+MAX_ACTIVITIES_IN_PROGRESS = 16
 CARD_CHANNELS = {"msteams", "emulator", "webchat", "directline"}
 UPDATE_CHANNELS = {"msteams", "emulator"}  # channels where the bot can edit a card it sent
 
@@ -491,12 +495,23 @@ class TeamsEndpoint:
         self.adapter = CloudAdapter(self.auth)
         self.adapter.on_turn_error = self._on_turn_error
         self.bot = TeamsBot(runtime, app_id=self.config.APP_ID)
+        self._admission: asyncio.Semaphore | None = None  # created in the serving loop
 
     @property
     def authenticated(self) -> bool:
         return bool(self.config.APP_ID)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # Bot Framework holds each request open until its turn is done. Above capacity, thousands of
+        # activities deserialised, authenticated and half-way through botbuilder at once took ~100 KB each
+        # (RSS 300–600 MB per process in the overload benchmark); waiting here, before the body is even
+        # parsed, a request costs a coroutine. They are still all answered, in arrival order.
+        if self._admission is None:
+            self._admission = asyncio.Semaphore(MAX_ACTIVITIES_IN_PROGRESS)
+        async with self._admission:
+            return await self._handle(request)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_type != "application/json" and not request.content_type.endswith("+json"):
             return web.json_response({"error": "expected application/json"}, status=415)
         try:
