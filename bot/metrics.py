@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -135,12 +135,18 @@ class ObservedStore(Store):
         self.metrics = metrics
         self.name = inner.name
 
-    async def _call(self, coro):
+    @contextmanager
+    def _outage_noticed(self) -> Iterator[None]:
+        """A StoreUnavailable raised inside sets `store_up` to 0 on its way out."""
         try:
-            result = await coro
+            yield
         except StoreUnavailable:
             self.metrics.store_up.set(0)
             raise
+
+    async def _call(self, coro):
+        with self._outage_noticed():
+            result = await coro
         self.metrics.store_up.set(1)
         return result
 
@@ -155,21 +161,15 @@ class ObservedStore(Store):
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        try:
+        with self._outage_noticed():
             async with self.inner.lock(key, timeout):
                 yield
-        except StoreUnavailable:
-            self.metrics.store_up.set(0)
-            raise
 
     @asynccontextmanager
     async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
-        try:
+        with self._outage_noticed():
             async with self.inner.hold(key, timeout, claims=claims, claim_ttl=claim_ttl) as held:
                 yield held
-        except StoreUnavailable:
-            self.metrics.store_up.set(0)
-            raise
 
     async def claim(self, key: str, ttl: int) -> bool:
         return await self._call(self.inner.claim(key, ttl))

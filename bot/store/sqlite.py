@@ -13,9 +13,9 @@ import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence, TypeVar
 
 from bot.store.base import Held, LeasedStore, StoreUnavailable
 
@@ -29,6 +29,19 @@ CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, exp
 """
 
 LEASE_SECONDS = 30.0
+
+
+@contextmanager
+def _transaction(c: sqlite3.Connection) -> Iterator[None]:
+    """Several statements, one commit. IMMEDIATE takes the write lock up front, waiting out the busy
+    timeout, instead of failing later on a read snapshot another process has moved past."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
 
 
 class SQLiteStore(LeasedStore):
@@ -144,8 +157,7 @@ class SQLiteStore(LeasedStore):
     ) -> tuple[bool, str | None, bool]:
         """(lease taken, the conversation if `load`, every claim new) in one transaction."""
         now = time.time()
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(c):
             cur = c.execute(
                 "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
                 "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at "
@@ -153,17 +165,12 @@ class SQLiteStore(LeasedStore):
                 (key, self._owner, now + LEASE_SECONDS, now),
             )
             if cur.rowcount != 1:
-                c.execute("COMMIT")
                 return False, None, True
             fresh = self._claim_in(c, claims, claim_ttl, now)
             data = None
             if load:
                 row = c.execute("SELECT data FROM conversations WHERE key=? AND expires_at>=?", (key, now)).fetchone()
                 data = row[0] if row else None
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return True, data, fresh
 
     @staticmethod
@@ -184,23 +191,19 @@ class SQLiteStore(LeasedStore):
         except StoreUnavailable:
             pass  # the lease runs out by itself; the original error matters more
 
-    def _drop_lease(self, c: sqlite3.Connection, key: str) -> None:
-        c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner))
+    def _drop_lease(self, c: sqlite3.Connection, key: str) -> bool:
+        """False when the lease was no longer ours (it ran out and another process took it)."""
+        return c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
 
     def _write_and_drop_lease(self, c: sqlite3.Connection, key: str, write: tuple[str, int] | None, purge: bool) -> bool:
         """False (and nothing written) when the lease ran out and another process took it."""
         if write is None:
             self._drop_lease(c, key)
             return True
-        c.execute("BEGIN IMMEDIATE")  # one commit for both; IMMEDIATE: wait for the write lock (busy timeout) instead of failing on a stale read snapshot
-        try:
-            kept = c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
+        with _transaction(c):
+            kept = self._drop_lease(c, key)
             if kept:
                 self._upsert(c, key, write[0], write[1], purge)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return kept
 
     # -- claims ------------------------------------------------------------------------------------
@@ -210,14 +213,8 @@ class SQLiteStore(LeasedStore):
 
     async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         def q(c: sqlite3.Connection) -> bool:
-            c.execute("BEGIN IMMEDIATE")  # one commit for all
-            try:
-                won = self._claim_in(c, keys, ttl, time.time())
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            return won
+            with _transaction(c):
+                return self._claim_in(c, keys, ttl, time.time())
 
         return await self._run(q)
 
