@@ -289,8 +289,9 @@ class SlackBot:
         user = event.get("user")
         return bool(user) and user != bot_user_id
 
-    async def _claim(self, key: str) -> bool:
-        return await self.store.claim(key, CLAIM_TTL)
+    async def _claim(self, *keys: str) -> bool:
+        """First caller wins; with several keys, only if every one of them is new (one round trip)."""
+        return await self.store.claim_all(keys, CLAIM_TTL)
 
     @staticmethod
     def _delivery_keys(body: dict[str, Any], event: dict[str, Any]) -> tuple[str, ...]:
@@ -451,7 +452,7 @@ class SlackBot:
         clicked_block = str(action.get("block_id") or "")
         # One turn per button (double clicks, Slack retries), and one answer per question: a fast click
         # on a second button of the same block, before its buttons disappear, is dropped too.
-        if not await self.store.claim_all([f"slack-action:{claim_ts}:{action_id}", f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}"], CLAIM_TTL):
+        if not await self._claim(f"slack-action:{claim_ts}:{action_id}", f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}"):
             log.info("slack click already handled", extra={"user": pseudonymise(user)})
             return
         team = _team(body, context, {})

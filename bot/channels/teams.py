@@ -28,7 +28,6 @@ message text, names, UPNs or tokens.
 from __future__ import annotations
 
 import asyncio
-
 import html
 import ipaddress
 import json
