@@ -9,7 +9,10 @@ Where the numbers come from:
   feedback was given when `helpful` first turns from null to true/false. Reading what the engine actually
   persisted (under the conversation lock) counts each episode exactly once, whichever replica served it;
 - `/readyz` and `/metrics` ping the store (`scim_help_store_up`); a store error anywhere sets it to 0;
-- the server's error middleware: unexpected exceptions in any endpoint (`kind="unhandled"`).
+- the server's error middleware: unexpected exceptions in any endpoint (`kind="unhandled"`);
+- the channels' admission gates (bot/admission.py), read when scraped: requests in progress, waiting, and
+  refused because the process was over capacity (alert on the last one: the platforms deliver those again,
+  late).
 
 Labels are bounded: channel is a Literal, symptom/cause/outcome are pack ids (or "none").
 """
@@ -22,8 +25,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import AsyncIterator, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from bot.admission import Gate
 from bot.events import Incoming, Turn
 from bot.store.base import Held, Store, StoreUnavailable
 
@@ -91,6 +97,11 @@ class Metrics:
         self.store_up = Gauge("scim_help_store_up", "1 when the last store ping/operation succeeded.", registry=r)
         self.in_flight = Gauge("scim_help_turns_in_flight", "Turns being handled right now.", registry=r)
         self.store_up.set(1)
+        self.gates = _GateCollector()
+        r.register(self.gates)
+
+    def watch(self, gate: Gate) -> None:
+        self.gates.gates.append(gate)
 
     # -- runtime observer -------------------------------------------------------------------------
 
@@ -125,6 +136,23 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _GateCollector(Collector):
+    def __init__(self) -> None:
+        self.gates: list[Gate] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        in_use = GaugeMetricFamily("scim_help_admission_in_use", "Requests admitted and not finished, by gate.", labels=["gate"])
+        waiting = GaugeMetricFamily("scim_help_admission_waiting", "Requests waiting for admission, by gate.", labels=["gate"])
+        refused = CounterMetricFamily(
+            "scim_help_admission_refused", "Requests refused over capacity (the platform delivers them again), by gate.", labels=["gate"]
+        )
+        for gate in self.gates:
+            in_use.add_metric([gate.name], gate.in_use)
+            waiting.add_metric([gate.name], gate.waiting)
+            refused.add_metric([gate.name], gate.refused)
+        yield from (in_use, waiting, refused)
 
 
 class ObservedStore(Store):

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from bot.admission import GATES
 from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError, load_settings
@@ -242,6 +243,9 @@ def build_app(runtime: Runtime) -> web.Application:
             teams.mount(app, runtime)
             # teams.mount itself warns loudly when the endpoint is unauthenticated (no MicrosoftAppId).
             app[STATE]["channels"].append("teams")
+
+    for gate in app.get(GATES, []):
+        metrics.watch(gate)
 
     app.on_shutdown.append(_drain)
 

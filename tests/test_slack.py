@@ -417,6 +417,64 @@ async def test_retried_event_is_answered_exactly_once(slack: Slack):
     assert (await slack.runtime.engine.state(f"slack:{TEAM_ID}:{HELPDESK}:{ts}")).turns == 1
 
 
+def _bot(slack: Slack) -> slack_channel.SlackBot:
+    return slack.client.server.app[slack_channel.SlackBotKey]
+
+
+async def _warm_up(slack: Slack) -> None:
+    # bolt asks auth.test who it is on its first request; get that done while the fake still answers.
+    await slack.message("hi", channel="D0WARM", channel_type="im")
+    await slack.fake.wait_for("chat.postMessage", channel="D0WARM")
+
+
+async def test_above_the_backlog_bound_requests_wait_for_room_and_all_are_answered(slack: Slack):
+    bot = _bot(slack)
+    bot.backlog.limit, bot.backlog.wait = 2, 5.0  # before its first request, which sizes it
+    await _warm_up(slack)
+    before = len(slack.posts())
+    slack.fake.open.clear()  # Slack stops answering: acknowledged turns pile up
+    sends = [asyncio.create_task(slack.message("new users never appear in Cato", channel=f"D0BURST{i}", channel_type="im")) for i in range(6)]
+    await slack.fake.wait_calls("chat.postMessage", before + 2)
+    await asyncio.sleep(0.3)
+    # Two are acknowledged and waiting on Slack; the other four wait for room before their ack.
+    assert sum(t.done() for t in sends) == 2
+    assert bot.backlog.in_use == 2
+    slack.fake.open.set()
+    await asyncio.gather(*sends)
+    for i in range(6):
+        await slack.fake.wait_for("chat.postMessage", channel=f"D0BURST{i}")
+    await slack.fake.settle()
+    assert len(slack.posts()) == before + 6
+    assert bot.backlog.in_use == 0  # each slot came back when its listener finished
+    assert bot.backlog.refused == 0
+
+
+async def test_without_room_in_time_an_event_is_refused_for_redelivery_but_never_the_last_retry(slack: Slack, caplog):
+    bot = _bot(slack)
+    bot.backlog.limit, bot.backlog.wait = 1, 0.1
+    await _warm_up(slack)
+    slack.fake.open.clear()
+    await slack.message("new users never appear in Cato", channel="D0FIRST", channel_type="im")
+    await slack.fake.wait_for("chat.postMessage", channel="D0FIRST")  # holds the only slot
+    event = {"type": "message", "channel": "D0SECOND", "user": ADMIN, "text": "new users never appear in Cato", "ts": _ts(), "channel_type": "im"}
+    conv = f"slack:{TEAM_ID}:D0SECOND:dm"
+    await slack.event(event, event_id="Ev0BUSY01", expect=503)
+    assert await slack.runtime.engine.state(conv) is None  # refused means not processed at all
+    assert "over capacity" in caplog.text
+    # Slack retries a failed delivery three times; the last one is taken even when there is no room.
+    await slack.event(event, event_id="Ev0BUSY01", retry=3)
+    slack.fake.open.set()
+    await slack.fake.wait_for("chat.postMessage", channel="D0SECOND")
+    # An earlier retry that arrives late is a repeat: acknowledged, not answered again.
+    await slack.event(event, event_id="Ev0BUSY01", retry=1)
+    await slack.fake.settle()
+    assert len(slack.posts(channel="D0SECOND")) == 1
+    assert (await slack.runtime.engine.state(conv)).turns == 1
+    assert bot.backlog.refused == 1 and bot.backlog.in_use == 0
+    metrics = await (await slack.client.get("/metrics")).text()
+    assert 'scim_help_admission_refused_total{gate="slack"} 1.0' in metrics
+
+
 # ---- slash command --------------------------------------------------------------------------------------
 
 

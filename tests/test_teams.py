@@ -624,3 +624,39 @@ async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answ
     assert peak == 2
     answered = {c.conversation_id for c in t.connector.outgoing()}
     assert answered == {c["id"] for c in conversations}
+
+
+async def test_beyond_the_waiting_bound_activities_are_refused_for_redelivery_and_answered_once(make_teams, monkeypatch):
+    """Waiting requests still cost memory, so only so many may wait; the rest get a 503, which Teams answers
+    by delivering the activity again. Every activity is answered exactly once in the end."""
+    from bot.channels import teams as teams_mod
+
+    monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 1)
+    monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_WAITING", 2)
+    t = await make_teams()
+    endpoint = t.client.server.app[teams_mod.TEAMS_ENDPOINT]
+    endpoint_handle = teams_mod.TeamsEndpoint._handle
+    slow = asyncio.Event()
+
+    async def held_up(self, request):
+        await slow.wait()  # the first activity in progress takes its time
+        return await endpoint_handle(self, request)
+
+    monkeypatch.setattr(teams_mod.TeamsEndpoint, "_handle", held_up)
+    activities = [teams_activity(t.connector.url, conversation={"id": f"a:full-{i}", "conversationType": "personal"}, text="help") for i in range(5)]
+    sends = [asyncio.create_task(t.client.post("/api/messages", json=a)) for a in activities]
+    async with asyncio.timeout(10):
+        while endpoint.admission.refused < 2:
+            await asyncio.sleep(0.01)
+    assert endpoint.admission.in_use == 1 and endpoint.admission.waiting == 2
+    slow.set()
+    statuses = sorted([(await s).status for s in sends])
+    assert statuses == [201, 201, 201, 503, 503]
+    # Teams delivers the refused ones again, and also repeats one that was answered: answered once each.
+    for a in activities:
+        await t.post(a, expect=201)
+    await t.connector.wait_for(lambda calls: len({c.conversation_id for c in calls if c.kind in ("send", "reply")}) >= 5)
+    await asyncio.sleep(0.2)
+    answered = [c.conversation_id for c in t.connector.outgoing() if c.kind in ("send", "reply")]
+    assert sorted(answered) == sorted(a["conversation"]["id"] for a in activities)
+    assert endpoint.admission.in_use == 0 and endpoint.admission.waiting == 0

@@ -55,6 +55,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admission import Gate, register
 from bot.events import Incoming, Ticket, Turn
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.render import blocks as bk
@@ -68,6 +69,17 @@ COMMAND = "/scim-help"
 CLAIM_TTL = 24 * 3600
 LAST_RECORD = "slack-last"
 DEFAULT_API_URL = "https://slack.com/api/"
+
+# Requests acknowledged but not yet finished, per process. Above capacity, Slack requests are acknowledged
+# faster than they are answered; unbounded, that backlog grew by thousands of turns (~17 KB each: RSS 200–270
+# MB in the closed-loop benchmark). At the bound a new request waits for room before its ack, so a client
+# that sends back to back is slowed to the answer rate. 1000 is 2–4 s of work for one worker, more than can
+# be answered within 2 s of arrival anyway.
+MAX_BACKLOG = 1000
+# How long a request may wait for room. Slack gives up on an ack after 3 s and retries the event later.
+BACKLOG_WAIT = 2.0
+# Slack retries a failed delivery 3 times; the last one is never refused, or the message would be lost.
+LAST_RETRY = 3
 
 # Message subtypes written by a person that the bot may answer; everything else (bot_message,
 # message_changed, message_deleted, channel_join, ...) is ignored.
@@ -223,6 +235,9 @@ class SlackBot:
         self.escalation_channel = self.settings.escalation_channel
         self.portal_label = runtime.bundle.pack.escalation.portal_label
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Acknowledged but unfinished requests: a slot is given back when bolt drops the request, i.e. when
+        # its listener has finished.
+        self.backlog = Gate("slack", MAX_BACKLOG, wait=BACKLOG_WAIT)
         self._register()
 
     # ---- registration --------------------------------------------------------------------------
@@ -254,14 +269,26 @@ class SlackBot:
             # do not subscribe to is acknowledged so Slack does not retry it.
             log.info("slack request not dispatched", extra={"verdict": verdict})
             return web.json_response({"error": "invalid request"}, status=400) if verdict == "reject" else web.Response(status=200)
+        last_chance = _last_retry(request.headers)
+        release = None if last_chance else await self.backlog.enter()
+        if release is None and not last_chance:
+            # Not acknowledged, so Slack delivers it again later (X-Slack-Retry-Num), and it is answered then.
+            return web.json_response({"error": "busy, retry later"}, status=503)
         try:
             bolt_request = await to_bolt_request(request)
+            if release is not None:
+                # bolt holds the request, context included, until the listener is done with it.
+                weakref.finalize(bolt_request.context, release)
+                release = None
             bolt_response = await self.app.async_dispatch(bolt_request)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
             # Listeners never get here (they run after the ack; bolt handles their errors): this is bolt
             # failing to read a payload that passed check_payload.
             log.warning("slack request not understood", extra={"error": type(exc).__name__})
             return web.json_response({"error": "invalid request"}, status=400)
+        finally:
+            if release is not None:
+                release()
         return await to_aiohttp_response(bolt_response)
 
     def _signed(self, raw: bytes, headers: Any) -> bool:
@@ -869,6 +896,13 @@ def _rerender(runtime: Runtime, state: Any, draft: Ticket, data: dict[str, Any])
         return data["body"]
 
 
+def _last_retry(headers: Any) -> bool:
+    try:
+        return int(headers.get("X-Slack-Retry-Num") or 0) >= LAST_RETRY
+    except ValueError:
+        return False
+
+
 def _team(body: dict[str, Any], context: Any, event: dict[str, Any]) -> str:
     team = None
     try:
@@ -896,6 +930,7 @@ def mount(app: web.Application, runtime: Runtime) -> None:
     All three use the one request URL `/slack/events`."""
     bot = SlackBot(runtime)
     app[SlackBotKey] = bot
+    register(app, bot.backlog)
     app.router.add_post(EVENTS_PATH, bot.dispatch)
 
     async def open_session(app: web.Application) -> None:

@@ -27,7 +27,6 @@ message text, names, UPNs or tokens.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import ipaddress
 import json
@@ -51,6 +50,7 @@ from botbuilder.schema import (
 )
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from bot.admission import Gate, register
 from bot.events import Incoming, Reply, Turn
 from bot.redact import pseudonymise
 from bot.render import cards
@@ -71,6 +71,10 @@ DEDUPE_TTL = 6 * 3600  # Bot Framework redelivers within minutes; keep the ids a
 WELCOME_TTL = 600  # Teams sends both installationUpdate and conversationUpdate on install: greet once
 # Activities being parsed, authenticated and answered at once per process; the rest wait unparsed.
 MAX_ACTIVITIES_IN_PROGRESS = 16
+# Activities that may wait for one of those places. Waiting still costs an open request (~18 KB): beyond
+# this the activity is refused with a 503 and Teams delivers it again later (it also does so by itself when
+# a bot takes over 15 s). 1000 is 4–10 s of work for one worker, inside that window.
+MAX_ACTIVITIES_WAITING = 1000
 CARD_CHANNELS = {"msteams", "emulator", "webchat", "directline"}
 UPDATE_CHANNELS = {"msteams", "emulator"}  # channels where the bot can edit a card it sent
 
@@ -494,7 +498,7 @@ class TeamsEndpoint:
         self.adapter = CloudAdapter(self.auth)
         self.adapter.on_turn_error = self._on_turn_error
         self.bot = TeamsBot(runtime, app_id=self.config.APP_ID)
-        self._admission: asyncio.Semaphore | None = None  # created in the serving loop
+        self.admission = Gate("teams", MAX_ACTIVITIES_IN_PROGRESS, max_waiting=MAX_ACTIVITIES_WAITING)
 
     @property
     def authenticated(self) -> bool:
@@ -504,11 +508,15 @@ class TeamsEndpoint:
         # Bot Framework holds each request open until its turn is done. Above capacity, thousands of
         # activities deserialised, authenticated and half-way through botbuilder at once took ~100 KB each
         # (RSS 300–600 MB per process in the overload benchmark); waiting here, before the body is even
-        # parsed, a request costs a coroutine. They are still all answered, in arrival order.
-        if self._admission is None:
-            self._admission = asyncio.Semaphore(MAX_ACTIVITIES_IN_PROGRESS)
-        async with self._admission:
+        # parsed, a request costs a coroutine. They are answered in arrival order; beyond the waiting bound
+        # they are refused, for Teams to deliver again (bot/admission.py).
+        release = await self.admission.enter()
+        if release is None:
+            return web.json_response({"error": "busy, retry later"}, status=503, headers={"Retry-After": "1"})
+        try:
             return await self._handle(request)
+        finally:
+            release()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_type != "application/json" and not request.content_type.endswith("+json"):
@@ -611,6 +619,7 @@ def mount(app: web.Application, runtime: Runtime) -> None:
     unauthenticated requests (Bot Framework Emulator) and a WARNING says so."""
     endpoint = TeamsEndpoint(runtime)
     app[TEAMS_ENDPOINT] = endpoint
+    register(app, endpoint.admission)
     app.router.add_post(ROUTE, endpoint.handle)
     if not endpoint.authenticated:
         log.warning(

@@ -74,6 +74,9 @@ class FakeSlackAPI:
         self.invalid: list[tuple[str, list[str]]] = []
         # Socket Mode: the bot's open WebSocket connections (apps.connections.open hands out /socket).
         self.sockets: list[web.WebSocketResponse] = []
+        # While cleared, Web API calls are recorded but not answered: a Slack that is slow to respond.
+        self.open = asyncio.Event()
+        self.open.set()
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -201,6 +204,7 @@ class FakeSlackAPI:
         method = request.match_info["method"]
         body = await _decode(request)
         call = self._record(method, body, request)
+        await self.open.wait()
         fault = self._take_fault(method)
         if fault is not None:
             if fault.status == 429:
