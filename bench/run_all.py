@@ -192,6 +192,8 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
                 extra.append(f"{r['duplicated']} twice")
             if r.get("redeliveries"):
                 extra.append(f"{r['redeliveries']} redeliveries ignored" if not r["duplicated"] else f"{r['redeliveries']} redeliveries")
+            if r.get("refused"):
+                extra.append(f"{r['refused']} refused while full and delivered again")
             out.append(
                 f"| {r['channel']} | {r['rate']:g} | {r['events']} | {_f(a['p50_ms'], 1)} / {_f(a['p99_ms'], 1)} / {_f(a['max_ms'], 1)} | "
                 f"{r['answered_exactly_once']}/{r['events']}{' (' + ', '.join(extra) + ')' if extra else ''} | "
