@@ -80,6 +80,9 @@ class Engine:
                 return Turn(conversation_id=msg.conversation_id, phase=_phase_of(held.data), silent=True, duplicate=True)
             state = State.model_validate_json(held.data) if held.data else None
             turn, state = self._turn(state, msg)
+            if not turn.silent:
+                for record in msg.remember:
+                    held.put_record(*record)
             if state is not None:
                 state.updated_at = time.time()
                 held.save(state.model_dump_json(), self.ttl)  # written as the lock is given back

@@ -44,6 +44,10 @@ class Incoming(BaseModel):
     # is a redelivery and gets a silent, `duplicate` turn. Claimed together with the conversation's lock,
     # in the same store round trip.
     once: tuple[str, ...] = ()
+    # Records (kind, key, value) the channel keeps beside the conversation, such as "this user's latest
+    # conversation in this channel": written with the conversation's state, in the same store round trip,
+    # when the bot answers (a silent turn writes none).
+    remember: tuple[tuple[str, str, str], ...] = ()
 
     @field_validator("conversation_id", "user_id", "text", "choice")
     @classmethod

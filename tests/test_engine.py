@@ -561,3 +561,19 @@ async def test_concurrent_redeliveries_are_answered_once(engine):
     turns = await asyncio.gather(*(engine.handle(msg) for _ in range(10)))
     assert sum(1 for t in turns if not t.duplicate) == 1
     assert all(t.silent for t in turns if t.duplicate)
+
+
+async def test_records_the_channel_asks_for_are_written_with_an_answered_turn_only(engine, store):
+    """Incoming.remember: written with the state when the bot answers; an ambient message the bot stays
+    silent on, and a redelivery, write nothing."""
+    cid = f"test:{uuid.uuid4().hex}"
+    kind = f"last-{uuid.uuid4().hex[:6]}"
+    quiet = Incoming(channel="test", conversation_id=cid, text="lunch at noon?", directed=False, remember=((kind, "U1", cid),))
+    assert (await engine.handle(quiet)).silent
+    assert await store.get_record(kind, "U1") is None
+    msg = Incoming(channel="test", conversation_id=cid, text="new hires never show up in Cato", once=("event:EvR1",), remember=((kind, "U1", cid),))
+    assert not (await engine.handle(msg)).silent
+    assert await store.get_record(kind, "U1") == cid
+    await store.put_record(kind, "U1", "something newer")
+    assert (await engine.handle(msg)).duplicate
+    assert await store.get_record(kind, "U1") == "something newer"

@@ -95,6 +95,27 @@ async def test_hold_writes_nothing_after_an_exception_or_without_save(store):
         pass
 
 
+async def test_hold_writes_records_with_the_conversation_and_only_on_success(store):
+    key = f"held-{uuid.uuid4().hex}"
+    kind = f"kind-{uuid.uuid4().hex[:6]}"
+    async with store.hold(key) as held:
+        held.save("state", ttl=60)
+        held.put_record(kind, "a", "1")
+        held.put_record(kind, "b", "2")
+    assert await store.load(key) == "state"
+    assert await store.records(kind) == {"a": "1", "b": "2"}
+    async with store.hold(key) as held:  # a record alone, without a state to write
+        held.put_record(kind, "a", "3")
+    assert await store.get_record(kind, "a") == "3"
+    with pytest.raises(RuntimeError):
+        async with store.hold(key) as held:
+            held.save("after", ttl=60)
+            held.put_record(kind, "b", "lost")
+            raise RuntimeError("turn failed")
+    assert await store.load(key) == "state"
+    assert await store.get_record(kind, "b") == "2"
+
+
 async def test_hold_and_lock_exclude_each_other(store):
     key = f"held-{uuid.uuid4().hex}"
     async with store.hold(key):
@@ -240,7 +261,9 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, mo
                 async with fast.hold(key, timeout=2) as other:
                     other.save("newer", ttl=60)
                 held.save("stale", ttl=60)
+                held.put_record("lease-test", key, "stale")
         assert await fast.load(key) == "newer"
+        assert await fast.get_record("lease-test", key) is None
     finally:
         await slow.close()
         if fast is not slow:

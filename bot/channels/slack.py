@@ -434,12 +434,14 @@ class SlackBot:
             return await self.store.get_record(LAST_RECORD, f"{team}:{channel}:{user}") or dm_conversation(team, channel)
         return await self.store.get_record(LAST_RECORD, f"{team}:{channel}:{user}")
 
-    async def _remember(self, conv: str, user: str | None) -> None:
+    @staticmethod
+    def _remember(conv: str, user: str | None) -> tuple[tuple[str, str, str], ...]:
+        """The record `_last_conversation` reads: the engine writes it with the turn, when it answers."""
         ref = parse_conversation(conv)
         # A DM has one conversation, which _last_conversation derives: nothing to write on every turn.
         if ref is None or ref.kind in ("slash", "dm") or not user:
-            return
-        await self.store.put_record(LAST_RECORD, f"{ref.team}:{ref.channel}:{user}", conv)
+            return ()
+        return ((LAST_RECORD, f"{ref.team}:{ref.channel}:{user}", conv),)
 
     async def _open_dm(self, user: str) -> str:
         response = await self.client.conversations_open(users=user)
@@ -544,6 +546,7 @@ class SlackBot:
             yield
 
     async def _converse(self, msg: Incoming, place: Place, *, team: str, user: str | None, respond: Any = None) -> Turn | None:
+        msg.remember = self._remember(msg.conversation_id, user)
         async with self._serial(msg.conversation_id):
             try:
                 turn = await self.runtime.handle(msg)
@@ -556,7 +559,6 @@ class SlackBot:
                 return None
             if turn.silent:
                 return turn
-            await self._remember(msg.conversation_id, user)
             await self._post_turn(turn, place, user, respond)
             return turn
 

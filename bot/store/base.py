@@ -28,17 +28,24 @@ class Held:
     """A conversation held under its lock (`Store.hold`): the data stored when the lock was taken, and what
     to write back when it is released."""
 
-    __slots__ = ("data", "fresh", "write")
+    __slots__ = ("data", "fresh", "write", "records")
 
     def __init__(self, data: str | None, fresh: bool = True) -> None:
         self.data = data
         # False when any of the hold's `claims` had been claimed before (a redelivered message).
         self.fresh = fresh
         self.write: tuple[str, int] | None = None
+        self.records: list[tuple[str, str, str]] = []
 
     def save(self, data: str, ttl: int) -> None:
         """Write `data` (expiring after `ttl` seconds) when the hold ends without an exception."""
         self.write = (data, ttl)
+
+    def put_record(self, kind: str, key: str, data: str) -> None:
+        """`Store.put_record` when the hold ends without an exception, in the same round trip as the
+        conversation. For a channel's bookkeeping; outcome records go through `Store.put_record`, where
+        the metrics see them."""
+        self.records.append((kind, key, data))
 
 
 class Store(abc.ABC):
@@ -70,6 +77,8 @@ class Store(abc.ABC):
             yield held
             if held.write is not None:
                 await self.save(key, *held.write)
+            for record in held.records:
+                await self.put_record(*record)
 
     async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         """Claim every key; true only if none of them was claimed before."""

@@ -38,10 +38,12 @@ local data = false
 if ARGV[3] == '1' then data = redis.call('GET', KEYS[2]) end
 return {1, fresh, data}
 """
-# KEYS: lock, conversation. ARGV: token, data, ttl in seconds ("" = write nothing). 0 = the lease was lost.
+# KEYS: lock, conversation, record hashes... ARGV: token, data, ttl in seconds ("" = write nothing), then a
+# field and a value per record hash. 0 = the lease was lost (nothing written).
 _GIVE_BACK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+for i = 3, #KEYS do redis.call('HSET', KEYS[i], ARGV[2 * i - 2], ARGV[2 * i - 1]) end
 redis.call('DEL', KEYS[1])
 return 1
 """
@@ -116,8 +118,12 @@ class RedisStore(LeasedStore):
                 pass  # the lease runs out by itself; the original error matters more
             raise
         data, ttl = held.write if held.write is not None else ("", "")
+        args: list[str | int] = [token, data, ttl]
+        for kind, field, value in held.records:
+            keys.append(self._k("rec", kind))
+            args += [field, value]
         try:
-            kept = await self._give_back(keys=keys, args=[token, data, ttl])
+            kept = await self._give_back(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         if not kept:

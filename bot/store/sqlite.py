@@ -139,9 +139,9 @@ class SQLiteStore(LeasedStore):
             except BaseException:
                 await self._drop_lease_quietly(key)
                 raise
-            write, purge = held.write, held.write is not None and self._purge_due()
+            write, records, purge = held.write, held.records, held.write is not None and self._purge_due()
             try:
-                kept = await self._run(lambda c: self._write_and_drop_lease(c, key, write, purge))
+                kept = await self._run(lambda c: self._write_and_drop_lease(c, key, write, records, purge))
             except StoreUnavailable:
                 await self._drop_lease_quietly(key)
                 raise
@@ -195,15 +195,20 @@ class SQLiteStore(LeasedStore):
         """False when the lease was no longer ours (it ran out and another process took it)."""
         return c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
 
-    def _write_and_drop_lease(self, c: sqlite3.Connection, key: str, write: tuple[str, int] | None, purge: bool) -> bool:
+    def _write_and_drop_lease(
+        self, c: sqlite3.Connection, key: str, write: tuple[str, int] | None, records: Sequence[tuple[str, str, str]], purge: bool
+    ) -> bool:
         """False (and nothing written) when the lease ran out and another process took it."""
-        if write is None:
+        if write is None and not records:
             self._drop_lease(c, key)
             return True
         with _transaction(c):
             kept = self._drop_lease(c, key)
-            if kept:
+            if kept and write is not None:
                 self._upsert(c, key, write[0], write[1], purge)
+            if kept:
+                for record in records:
+                    self._put_record(c, *record)
         return kept
 
     # -- claims ------------------------------------------------------------------------------------
@@ -221,13 +226,11 @@ class SQLiteStore(LeasedStore):
     # -- records -----------------------------------------------------------------------------------
 
     async def put_record(self, kind: str, key: str, data: str) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO records(kind, key, data) VALUES (?,?,?) "
-                "ON CONFLICT(kind, key) DO UPDATE SET data=excluded.data",
-                (kind, key, data),
-            )
-        )
+        await self._run(lambda c: self._put_record(c, kind, key, data))
+
+    @staticmethod
+    def _put_record(c: sqlite3.Connection, kind: str, key: str, data: str) -> None:
+        c.execute("INSERT INTO records(kind, key, data) VALUES (?,?,?) ON CONFLICT(kind, key) DO UPDATE SET data=excluded.data", (kind, key, data))
 
     async def get_record(self, kind: str, key: str) -> str | None:
         def q(c: sqlite3.Connection) -> str | None:
