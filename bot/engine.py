@@ -233,6 +233,8 @@ class Engine:
             self._command(ctx, command)
             return
         pending = s.pending
+        if pending is not None and pending.kind in ("check", "idp", "fixed") and s.symptom and self._switch_on_signature(ctx, text):
+            return
         if s.phase == "triage" or pending is None:
             self._triage(ctx, text)
         elif pending.kind == "clarify":
@@ -503,7 +505,9 @@ class Engine:
         check = self._checks[s.pending.id]  # type: ignore[union-attr,index]
         self._harvest(s, text)
         hit = self.clf.match_signature(text)
-        target = self._confirming.get((s.symptom or "", hit.cause)) if hit and not _negated(text, hit.text) else None
+        if hit and _negated(text, hit.text):
+            hit = None
+        target = self._confirming.get((s.symptom or "", hit.cause)) if hit else None
         if hit and target and target[0].id != check.id:
             # A pasted error that settles a different check than the one asked: it is stronger evidence
             # than any word of the reply that might look like an answer to this one.
@@ -519,6 +523,33 @@ class Engine:
             return
         self._record(s, check, answer, "asked", text)
         self._advance(ctx)
+
+    def _switch_on_signature(self, ctx: _Ctx, text: str) -> bool:
+        """A pasted error that pins a cause of a different symptom than the one being checked: the report
+        was misread, or the problem moved on. The error is the stronger evidence, so the conversation
+        moves to that symptom; the findings so far are kept (checks are shared between symptoms)."""
+        s = ctx.state
+        hit = self.clf.match_signature(text)
+        if hit is None or _negated(text, hit.text) or (s.symptom or "", hit.cause) in self._confirming:
+            return False
+        other = self._symptom_confirming(hit.cause, text)
+        if other is None:
+            return False
+        ctx.replies.append(
+            Reply(kind="info", text=f"That message is {hit.source}'s \u201c{_clip(hit.text, 90)}\u201d, which belongs to a different symptom.")
+        )
+        s.pending = None
+        self._harvest(s, text)
+        self._start_symptom(ctx, other, report=text)
+        return True
+
+    def _symptom_confirming(self, cause: str, text: str) -> str | None:
+        """The symptom under which a check confirms `cause` (the classifier's pick when several do)."""
+        options = [sym for (sym, c) in self._confirming if c == cause]
+        if len(options) > 1:
+            picked = self.clf.classify(text).symptom
+            return picked if picked in options else options[0]
+        return options[0] if options else None
 
     def _reask(self, ctx: _Ctx, why: str) -> None:
         s = ctx.state

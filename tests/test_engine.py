@@ -302,6 +302,35 @@ async def test_pasted_error_skips_straight_to_the_cause(engine):
     assert state.questions_to_cause == 0
 
 
+@pytest.mark.parametrize("asked", ["idp", "check"])
+async def test_a_pasted_error_of_another_symptom_switches_to_it_and_keeps_the_checks(engine, asked):
+    chat = Chat(engine)
+    await chat.click("additional-users-missing")
+    if asked == "check":
+        await chat.click("idp:entra")
+    first = chat.turns[-1]
+    assert first.symptom == "additional-users-missing" and first.phase == "checking"
+    assert (await engine.state(chat.cid)).pending.kind == asked
+    episode = (await engine.state(chat.cid)).episode
+    turn = await chat.say(
+        "Now Test Connection says: You appear to have entered invalid credentials. Please confirm you are "
+        "using the correct information for an administrative account."
+    )
+    assert turn.symptom == "initial-provisioning-fails"
+    assert turn.cause == "credentials-mismatch"
+    assert "belongs to a different symptom" in chat.text()
+    state = await engine.state(chat.cid)
+    assert state.finding_for("test-connection").source == "signature"
+    assert state.episode == episode  # the same conversation, not a new one
+
+
+async def test_a_negated_error_of_another_symptom_does_not_switch(engine):
+    chat = Chat(engine)
+    await chat.click("additional-users-missing")
+    turn = await chat.say("no, Test Connection does not say You appear to have entered invalid credentials")
+    assert turn.symptom == "additional-users-missing"
+
+
 async def test_report_cues_skip_answered_checks(engine):
     chat = Chat(engine)
     await chat.click("cmd:restart")
