@@ -238,7 +238,7 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (2 s per rate, no baseline): a smoke test, not numbers to publish")
-    ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "sqlite=1,redis=2"), help="server processes for the HTTP bench: N or per store (default sqlite=1,redis=2, as deployed)")
+    ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "sqlite=2,redis=2"), help="server processes for the HTTP bench: N or per store (default 2 each: one per core, as docker-compose runs Redis)")
     ap.add_argument("--skip", default="", help="comma-separated: classify, engine, http")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write every number as JSON")
