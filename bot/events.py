@@ -13,10 +13,11 @@ Console paths and quoted error messages travel in their own fields so each rende
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+from bot.text import valid_unicode
 
 Channel = Literal["slack", "teams", "web", "terminal", "replay", "bench", "test"]
 
@@ -54,16 +55,19 @@ class Incoming(BaseModel):
     def _valid_unicode(cls, v: str | None) -> str | None:
         """Lone surrogates (JSON allows `"\\ud800"`) cannot be stored, logged or sent on as UTF-8: they
         become U+FFFD here, once, instead of failing wherever the text goes next."""
-        if v is None:
-            return v
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            return _SURROGATE.sub("\ufffd", v)
-        return v
+        return v if v is None else valid_unicode(v)
+
+    @field_validator("once")
+    @classmethod
+    def _valid_keys(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(valid_unicode(k) for k in v)  # store keys, from platform ids that are JSON strings too
+
+    @field_validator("remember")
+    @classmethod
+    def _valid_records(cls, v: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:
+        return tuple((valid_unicode(kind), valid_unicode(key), valid_unicode(data)) for kind, key, data in v)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Choice(BaseModel):

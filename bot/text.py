@@ -41,6 +41,32 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\u200b-\u200d\
 _WS = re.compile(r"\s+")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with every lone surrogate (JSON allows `"\\ud800"`) replaced by U+FFFD: such a str cannot
+    be encoded as UTF-8, so it could not be stored, logged or sent on."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def valid_unicode_json(value: object, depth: int = 0) -> object:
+    """`valid_unicode` over every string of parsed JSON, keys included."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if depth > 64:  # deeper than any platform payload; the caller's parser already bounds nesting
+        return value
+    if isinstance(value, list):
+        return [valid_unicode_json(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {valid_unicode(str(k)): valid_unicode_json(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def _as_text(text: object) -> str:
     """Any input as a str of valid Unicode: bytes decoded leniently, lone surrogates replaced."""
     if text is None:

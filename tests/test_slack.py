@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 import uuid
 from typing import Any, Callable
@@ -415,6 +416,28 @@ async def test_retried_event_is_answered_exactly_once(slack: Slack):
     await slack.fake.settle()
     assert len(slack.posts()) == 1
     assert (await slack.runtime.engine.state(f"slack:{TEAM_ID}:{HELPDESK}:{ts}")).turns == 1
+
+
+async def test_a_user_id_with_a_lone_surrogate_is_answered_and_its_records_stored(slack: Slack, caplog):
+    """JSON may carry "\\ud800"; the store keys built from the event must use the cleaned id, or the
+    turn's write (state and the channel's "latest conversation" record together) fails."""
+    ts = _ts()
+    user = "U0\ud800ODD"
+    text = f"<@{BOT_USER_ID}> SCIM provisioning from Okta can't be enabled in the CMA, it shows an error"
+    await slack.event({"type": "app_mention", "channel": HELPDESK, "user": user, "text": text, "ts": ts, "team": TEAM_ID})
+    await slack.fake.wait_for("chat.postMessage", thread_ts=ts)
+    assert await slack.runtime.engine.state(f"slack:{TEAM_ID}:{HELPDESK}:{ts}") is not None
+    assert await slack.runtime.store.get_record(slack_channel.LAST_RECORD, f"{TEAM_ID}:{HELPDESK}:U0\ufffdODD") == f"slack:{TEAM_ID}:{HELPDESK}:{ts}"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The same for the delivery keys, which carry the event id.
+    ts = _ts()
+    event = {"type": "app_mention", "channel": HELPDESK, "user": ADMIN, "text": text, "ts": ts, "team": TEAM_ID}
+    await slack.event(event, event_id="Ev0\udfffODD")
+    await slack.event(event, event_id="Ev0\udfffODD", retry=1)
+    await slack.fake.wait_for("chat.postMessage", thread_ts=ts)
+    await slack.fake.settle()
+    assert len(slack.posts(thread_ts=ts)) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def _bot(slack: Slack) -> slack_channel.SlackBot:

@@ -546,7 +546,8 @@ class SlackBot:
             yield
 
     async def _converse(self, msg: Incoming, place: Place, *, team: str, user: str | None, respond: Any = None) -> Turn | None:
-        msg.remember = self._remember(msg.conversation_id, user)
+        # From the message's own fields: Incoming has replaced any lone surrogate the event carried.
+        msg.remember = self._remember(msg.conversation_id, msg.user_id)
         async with self._serial(msg.conversation_id):
             try:
                 turn = await self.runtime.handle(msg)

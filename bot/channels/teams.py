@@ -57,6 +57,7 @@ from bot.render import cards
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.store.base import StoreUnavailable
+from bot.text import valid_unicode_json
 
 log = logging.getLogger("scim_help.teams")
 
@@ -522,9 +523,13 @@ class TeamsEndpoint:
         if request.content_type != "application/json" and not request.content_type.endswith("+json"):
             return web.json_response({"error": "expected application/json"}, status=415)
         try:
-            body = await request.json()
+            text = await request.text()
+            body = json.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" nested too deep
             return web.json_response({"error": "body is not valid JSON"}, status=400)
+        if "\\ud" in text or "\\uD" in text:
+            # An escaped surrogate; a lone one (valid JSON) in an id would fail every store key built from it.
+            body = valid_unicode_json(body)
         if not isinstance(body, dict):
             return web.json_response({"error": "body is not an activity"}, status=400)
         try:
