@@ -241,6 +241,40 @@ async def test_sqlite_lease_of_a_dead_holder_expires(tmp_path, monkeypatch):
     await alive.close()
 
 
+@pytest.mark.parametrize("holder", ["exited", "alive"])
+async def test_sqlite_lease_of_an_exited_process_is_taken_over_at_once(tmp_path, holder):
+    """A SIGKILLed worker's lease names its pid; the next turn takes it over instead of waiting 30 s. A
+    lease of a live process (another worker in the middle of a turn) is respected."""
+    import os
+    import subprocess
+    import sys
+
+    from bot.store import sqlite as sqlite_mod
+
+    if holder == "exited":
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()  # reaped: the pid names no process now
+        pid = child.pid
+    else:
+        pid = os.getppid()
+    gone = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    gone._owner = f"{sqlite_mod._HOST}:{pid}:token"
+    assert (await gone._run(lambda c: gone._try_lease(c, "conv", False)))[0]  # took the lock, then "died"
+    other = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    try:
+        if holder == "exited":
+            async with other.hold("conv", timeout=0.5) as held:
+                held.save("taken over", ttl=60)
+            assert await other.load("conv") == "taken over"
+        else:
+            with pytest.raises(TimeoutError):
+                async with other.hold("conv", timeout=0.3):
+                    pass
+    finally:
+        await gone.close()
+        await other.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, monkeypatch, redis_url):
     """A turn slower than the lease must not overwrite the turn that took the lock after it."""
