@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from bot.answers import AnswerMatcher
-from bot.classify import Classification, Classifier
+from bot.classify import Classification, Classifier, SignatureHit
 from bot.events import Choice, Incoming, Phase, Reply, Step, Ticket, Turn
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.state import Finding, Line, Pending, State
@@ -48,6 +48,8 @@ class _Ctx:
     # The opening message's classification when the ambient gate already computed it.
     classification: Classification | None = None
     directed: bool = True
+    # The pasted error found in this turn's text, once looked for (False: not looked for yet).
+    signature: SignatureHit | None | bool = False
 
 
 class Engine:
@@ -504,9 +506,7 @@ class Engine:
         s = ctx.state
         check = self._checks[s.pending.id]  # type: ignore[union-attr,index]
         self._harvest(s, text)
-        hit = self.clf.match_signature(text)
-        if hit and _negated(text, hit.text):
-            hit = None
+        hit = self._signature(ctx, text)
         target = self._confirming.get((s.symptom or "", hit.cause)) if hit else None
         if hit and target and target[0].id != check.id:
             # A pasted error that settles a different check than the one asked: it is stronger evidence
@@ -529,8 +529,8 @@ class Engine:
         was misread, or the problem moved on. The error is the stronger evidence, so the conversation
         moves to that symptom; the findings so far are kept (checks are shared between symptoms)."""
         s = ctx.state
-        hit = self.clf.match_signature(text)
-        if hit is None or _negated(text, hit.text) or (s.symptom or "", hit.cause) in self._confirming:
+        hit = self._signature(ctx, text)
+        if hit is None or (s.symptom or "", hit.cause) in self._confirming:
             return False
         other = self._symptom_confirming(hit.cause, text)
         if other is None:
@@ -542,6 +542,13 @@ class Engine:
         self._harvest(s, text)
         self._start_symptom(ctx, other, report=text)
         return True
+
+    def _signature(self, ctx: _Ctx, text: str) -> SignatureHit | None:
+        """A pasted error in `text` that is not negated ("it does *not* say …"), looked for once per turn."""
+        if ctx.signature is False:
+            hit = self.clf.match_signature(text)
+            ctx.signature = None if hit is None or _negated(text, hit.text) else hit
+        return ctx.signature  # type: ignore[return-value]
 
     def _symptom_confirming(self, cause: str, text: str) -> str | None:
         """The symptom under which a check confirms `cause` (the classifier's pick when several do)."""

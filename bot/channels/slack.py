@@ -21,7 +21,9 @@ there starts a real thread). State lives in the store, so conversations survive 
 Correctness under Slack's delivery rules
 - Requests are verified by bolt (signing secret, 5-minute timestamp window) in HTTP mode.
 - Everything is acknowledged first (events by bolt, actions/commands/views by `ack()`), then processed
-  (`process_before_response=False`), well inside Slack's 3 seconds.
+  (`process_before_response=False`), well inside Slack's 3 seconds. Above capacity at most MAX_BACKLOG
+  acknowledged requests wait per process; the next waits for room up to BACKLOG_WAIT, else gets a 503 and
+  Slack delivers it again (bot/admission.py).
 - A retried event (`X-Slack-Retry-Num`, same `event_id`) is processed once: `slack-event:{event_id}` is
   claimed in the store; a message that arrives both as `message` and `app_mention` is claimed by ts.
 - A button is handled once: `slack-action:{message ts}:{action_id}` is claimed, and the clicked message is
