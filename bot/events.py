@@ -68,8 +68,6 @@ class Incoming(BaseModel):
         return tuple((valid_unicode(kind), valid_unicode(key), valid_unicode(data)) for kind, key, data in v)
 
 
-
-
 class Choice(BaseModel):
     id: str
     label: str
