@@ -1,4 +1,4 @@
-"""Wiring: settings -> knowledge pack -> classifier -> store -> engine, shared by every channel.
+"""Wiring: settings -> knowledge pack -> reader -> store -> engine, shared by every channel.
 
 Adapters call `Runtime.handle()` rather than the engine directly, so timing, metrics and error handling
 happen in one place for Slack, Teams, the web chat and the terminal alike.
@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bot.classify import Classifier
 from bot.engine import Engine
 from bot.events import Incoming, Turn
 from bot.settings import Settings, load_settings
 from bot.store import Store, open_store
+from bot.understand import Reader
 from knowledge.loader import load_pack
 from knowledge.schema import Bundle
 
@@ -36,7 +36,7 @@ MAX_CONCURRENT_TURNS = 8
 class Runtime:
     settings: Settings
     bundle: Bundle
-    classifier: Classifier
+    reader: Reader
     store: Store
     engine: Engine
     observers: list[Observer] = field(default_factory=list)
@@ -46,10 +46,10 @@ class Runtime:
     def create(cls, settings: Settings | None = None, store: Store | None = None) -> "Runtime":
         settings = settings or load_settings()
         bundle = load_pack(settings.knowledge)
-        classifier = Classifier(bundle)
+        reader = Reader(bundle)
         store = store or open_store(settings)
-        engine = Engine(bundle, classifier, store, ttl=settings.conversation_ttl, support_url=settings.support_url)
-        return cls(settings, bundle, classifier, store, engine)
+        engine = Engine(bundle, store, ttl=settings.conversation_ttl, support_url=settings.support_url, reader=reader)
+        return cls(settings, bundle, reader, store, engine)
 
     async def handle(self, msg: Incoming) -> Turn:
         if self._admission is None:
