@@ -444,6 +444,9 @@ class ErrorEntry(Strict):
     idp: Id | Literal["any"] = "any"
     cause: Id | None = None
     topic: Id | None = None
+    # An error that several causes print alike (NotEffectivelyEntitled: not assigned, or only nested): it
+    # multiplies these causes' weights instead of pinning `cause` (which names the first one to look at).
+    boost: dict[Id, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     # Where it appears, in words: "Entra provisioning logs", "Okta Dashboard > Tasks".
     source: Text
     # What it means and what to do, in a sentence or two.
@@ -455,7 +458,14 @@ class ErrorEntry(Strict):
     def _one_target(self) -> "ErrorEntry":
         if (self.cause is None) == (self.topic is None):
             raise ValueError(f"error '{self.id}' needs exactly one of `cause` or `topic`")
+        if self.boost and self.cause is None:
+            raise ValueError(f"error '{self.id}' boosts causes: name the first of them as `cause`")
         return self
+
+    @property
+    def pins(self) -> bool:
+        """Whether finding this string settles the cause (or topic) by itself."""
+        return not self.boost
 
     def applies_to(self, idp: str | None) -> bool:
         return idp is None or self.idp == "any" or self.idp == idp
@@ -747,7 +757,10 @@ class Pack(Strict):
     def _signatures(self) -> "Pack":
         for cause in self.causes:
             sigs = tuple(
-                Signature(text=m, source=e.source, match=e.kind) for e in self.errors if e.cause == cause.id for m in e.match
+                Signature(text=m, source=e.source, match=e.kind)
+                for e in self.errors
+                if e.cause == cause.id and e.pins
+                for m in e.match
             )
             cause.__dict__["_sigs"] = sigs
         return self
@@ -1013,9 +1026,11 @@ def graph_problems(pack: Pack) -> list[Problem]:
         if err.idp != "any" and err.idp not in idps:
             problems.append((("errors", ei, "idp"), f"unknown IdP '{err.idp}'"))
         need_cause(("errors", ei, "cause"), err.cause)
+        for cid in err.boost:
+            need_cause(("errors", ei, "boost", cid), cid)
         if err.topic is not None and err.topic not in topics:
             problems.append((("errors", ei, "topic"), f"unknown topic '{err.topic}'"))
-        if err.cause:
+        if err.cause and err.pins:
             confirmed_by_error.add(err.cause)
     seen_match: dict[str, tuple[int, int]] = {}
     for ei, err in enumerate(pack.errors):
