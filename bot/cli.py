@@ -47,6 +47,31 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
         f"({', '.join(i.id for i in p.idps)}), "
         f"{sum(len(m.examples) for m in bundle.classifier.symptoms.values())} classifier examples"
     )
+    return _check_corpus(bundle)
+
+
+def _check_corpus(bundle) -> int:
+    """The labelled corpus next to the pack (knowledge/corpus/), when there is one."""
+    from pathlib import Path
+
+    from bot.understand.corpus import validate
+
+    corpus = Path(bundle.origin).resolve().parent / "corpus"
+    if not (corpus / "reports.jsonl").exists():
+        return 0
+    problems, summary = validate(corpus, bundle)
+    for note in summary.get("notes", []):
+        print(f"  {note}")
+    if problems:
+        print(f"corpus is invalid ({len(problems)} problem(s)):", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    parts = []
+    for kind in ("reports", "replies"):
+        per_split = summary.get(kind, {})
+        parts.append(f"{kind} " + ", ".join(f"{sp} {sum(c.values())}" for sp, c in sorted(per_split.items())))
+    print(f"ok: corpus {corpus}: " + "; ".join(parts) + f"; writers {', '.join(f'{w}={s}' for w, s in sorted(summary['writers'].items()))}")
     return 0
 
 
