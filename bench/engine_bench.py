@@ -121,7 +121,7 @@ async def run_store(bundle: Bundle, clf: Classifier, cases: list[dict], kind: st
         if not await store.ping():
             await store.close()
             return {"store": kind, "error": "store not reachable"}
-        engine = Engine(bundle, clf, store)
+        engine = Engine(bundle, store)
         latencies: list[float] = []
         results: list[dict] = []
         # One warm-up round (imports, caches, SQLite file creation) is not measured.

@@ -87,6 +87,8 @@ class State(BaseModel):
     topic: str | None = None
     clarify: list[str] = Field(default_factory=list)
     idp: str | None = None
+    # The IdP as the admin named it ("JumpCloud"), for the ticket; `idp` is the pack's id ("other").
+    idp_named: str | None = None
 
     findings: list[Finding] = Field(default_factory=list)
     pinned: list[Pin] = Field(default_factory=list)

@@ -583,6 +583,21 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "ticket.attach": [],
         "ticket.transcript": [],
         # feedback
+        "evidence-statement": ["title"],
+        "explain-generic": [],
+        "idp-explain": [],
+        "field-explain": ["field"],
+        "field-required": ["field"],
+        "aside": [],
+        "new-problem": [],
+        "confirm-yes": [],
+        "confirm-no": [],
+        "confirm-none": [],
+        "where-start": [],
+        "ticket.why-asked": ["step"],
+        "ticket.why-no-cause": [],
+        "ticket.why-not-fixed": ["tried"],
+        "ticket.looked-up": [],
         "feedback-ask": [],
         "feedback-yes": [],
         "feedback-no": [],
@@ -812,6 +827,14 @@ class Bundle(BaseModel):
     def errors(self) -> dict[str, ErrorEntry]:
         return {e.id: e for e in self.pack.errors}
 
+    @cached_property
+    def fields(self) -> dict[str, TicketField]:
+        return {f.id: f for f in self.pack.escalation.fields}
+
+    def field(self, field_id: str) -> TicketField | None:
+        """A ticket field by id (account, idp, upns, groups), or None."""
+        return self.fields.get(field_id)
+
     @property
     def generic_idp(self) -> str:
         return self.pack.generic_idp
@@ -852,7 +875,7 @@ class Bundle(BaseModel):
         """Which screens to screenshot for the ticket, in the words of `idp`."""
         return [self.word(a, idp) for a in self.pack.escalation.attachments]
 
-    def message(self, id: str, idp: str | None = None, **fields: Any) -> str:
+    def message(self, id: str, idp: str | None = None, /, **fields: Any) -> str:
         """The engine's sentence `id` for `idp`, with its {placeholders} filled. Raises KeyError for an
         unknown id, and ValueError for a placeholder left unfilled or a field the message does not take."""
         try:

@@ -499,7 +499,7 @@ async def test_engine_walks_a_different_pack_without_code_changes():
     from bot.store.memory import MemoryStore
 
     bundle = load_pack(TOY)
-    engine = Engine(bundle, Classifier(bundle), MemoryStore())
+    engine = Engine(bundle, MemoryStore())
 
     async def turn(**kw):
         return await engine.handle(Incoming(channel="test", conversation_id="p1", **kw))

@@ -96,9 +96,10 @@ class Dialogue:
         if prompt is None or s.phase in ("triage", "off-topic"):
             self.triage(ctx, r)
             return
+        known_idp = s.idp
         self.handoff.harvest(s, r)
-        if r.act == "complaint" or self._idp_corrected(s, r):
-            self.on_complaint(ctx, r)
+        if r.act == "complaint" or self._idp_corrected(known_idp, r):
+            self.on_complaint(ctx, r, known_idp)
             return
         if self._switched(ctx, r):
             return
@@ -115,6 +116,9 @@ class Dialogue:
         elif s.pending and s.pending.kind == "feedback":
             self.restart(ctx, r)  # anything else after the end is a new problem report
         elif r.act == "aside":
+            # Not an answer: acknowledged, and counted as a try, so chatter cannot keep a question open.
+            if s.pending is not None:
+                s.pending.reasks += 1
             ctx.add(Reply(kind="info", text=self.words.say("aside", s.idp)))
             prompt.again(ctx)
         elif r.act == "report" and r.in_domain and (r.symptom or r.topic) and (r.topic or r.symptom) != s.flow:
@@ -123,17 +127,18 @@ class Dialogue:
         else:
             prompt.reask(ctx, self.words.say("reask-answer", s.idp))
 
-    def _idp_corrected(self, s: State, r: Reading) -> bool:
-        return bool(r.entities.idp and s.idp and r.entities.idp != s.idp and r.act in ("info", "complaint"))
+    def _idp_corrected(self, known: str | None, r: Reading) -> bool:
+        return bool(r.entities.idp and known and r.entities.idp != known and r.act in ("info", "complaint"))
 
-    def on_complaint(self, ctx: Ctx, r: Reading) -> None:
+    def on_complaint(self, ctx: Ctx, r: Reading, known_idp: str | None) -> None:
         """A complaint or correction is never an answer: acknowledge it and act on what it says."""
         s = ctx.state
         new_idp = r.entities.idp
-        if new_idp and new_idp != s.idp:
+        if new_idp and new_idp != known_idp:
             s.idp = new_idp
             s.idp_named = r.entities.idp_named or s.idp_named
-            name = s.idp_named or self.kb.idps[new_idp].name
+            # The pack's name for a known vendor; for "another IdP", the name the admin used.
+            name = self.kb.idps[new_idp].name if new_idp != self.kb.generic_idp else (s.idp_named or self.kb.idps[new_idp].name)
             ctx.add(Reply(kind="info", text=self.words.say("complaint-idp", new_idp, idp=name)))
             self._show_again(ctx)
             return
@@ -181,7 +186,7 @@ class Dialogue:
                 ctx.add(Reply(kind="info", text=self.words.say("error-other-flow", s.idp, source=src, text=clip(ev.matched, 90), title=self.words.word(self.kb.flows[target].title, s.idp))))
                 s.pending = None
                 s.cause = None
-                self.diagnosis.start(ctx, target, r)
+                self.diagnosis.start(ctx, target, r, announced=True)
                 return True
         return False
 

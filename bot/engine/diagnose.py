@@ -35,7 +35,9 @@ class Diagnosis:
 
     # ---- starting --------------------------------------------------------------------------------
 
-    def start(self, ctx: Ctx, flow_id: str, reading: Reading | None = None) -> None:
+    def start(self, ctx: Ctx, flow_id: str, reading: Reading | None = None, announced: bool = False) -> None:
+        """Walk `flow_id`, taking what `reading` (the report) already says. `announced`: the pasted
+        error that led here was already named to the admin."""
         s = ctx.state
         kb, w = self.d.kb, self.d.words
         flow = kb.flows[flow_id]
@@ -47,7 +49,7 @@ class Diagnosis:
         s.phase = "checking"
         ctx.add(Reply(kind="info", text=w.say("topic-start" if flow_id in kb.topics else "flow-start", s.idp, title=w.word(flow.title, s.idp), summary=w.word(flow.summary, s.idp))))
         if reading is not None:
-            self.take_report(ctx, reading)
+            self.take_report(ctx, reading, announce_errors=not announced)
         self.advance(ctx)
 
     def flow_for_cause(self, cause: str, preferred: str | None) -> str | None:
@@ -58,7 +60,7 @@ class Diagnosis:
             return preferred
         return ids[0] if ids else None
 
-    def take_report(self, ctx: Ctx, r: Reading) -> list[str]:
+    def take_report(self, ctx: Ctx, r: Reading, announce_errors: bool = True) -> list[str]:
         """Record what a message already answers: pasted errors, plain statements, answers to open checks.
         Returns the findings noted, and tells the admin what was understood."""
         s = ctx.state
@@ -68,8 +70,8 @@ class Diagnosis:
         noted: list[str] = []
         for ev in r.evidence:
             note = self._take_evidence(ctx, ev)
-            if note:
-                noted.append(note)
+            if note and announce_errors:
+                ctx.add(Reply(kind="info", text=note))
         confirmed = self._confirmed_causes(s)
         for ca in r.answers:
             if ca.check not in flow.checks or s.finding_for(ca.check):
@@ -92,6 +94,9 @@ class Diagnosis:
         w = self.d.words
         if ev.cause is None:
             return None
+        entry = self.d.kb.errors.get(ev.error or "")
+        if s.idp is None and entry is not None and entry.idp in self.d.kb.idps:
+            s.idp = entry.idp  # an error only one IdP's console shows names the IdP
         target = self.confirming.get((s.flow or "", ev.cause))
         if ev.rules_out:
             return None  # statements against a cause arrive as check answers (Reading.answers)
@@ -136,8 +141,7 @@ class Diagnosis:
 
     def weights(self, s: State) -> tuple[dict[str, float], str | None]:
         """Current cause weights (ruled-out and tried causes removed) and a confirmed cause, if any."""
-        flow = self.d.kb.flows[s.flow or ""]
-        weights = {w.cause: w.weight for w in flow.causes}
+        weights = {w.cause: w.weight for w in self.d.kb.causes_for(s.flow or "", s.idp)}
         confirmed: str | None = None
         for pin in s.pinned:
             if pin.cause in weights and pin.cause not in s.tried and confirmed is None:
@@ -161,28 +165,34 @@ class Diagnosis:
         return weights, confirmed
 
     def next_check(self, s: State, weights: dict[str, float]) -> Check | None:
+        """The check that most likely settles the cause; the flow's `ask_first` checks before any other
+        while they can still tell something. Checks this IdP's console does not have are left out."""
         flow = self.d.kb.flows[s.flow or ""]
         total = sum(weights.values()) or 1.0
         best: tuple[float, int, Check] | None = None
-        for order, cid in enumerate(flow.checks):
-            if s.finding_for(cid):
+        for order, check in enumerate(self.d.kb.checks_for(flow.id, s.idp)):
+            if s.finding_for(check.id):
                 continue
-            check = self.d.kb.checks[cid]
-            if not self._applies(check, s.idp):
-                continue
-            confirmable = {a.confirms for a in check.answers if a.confirms}
-            utility = sum(weights.get(c, 0.0) for c in confirmable) / total
-            if not confirmable:
-                # Narrows things down without settling anything: worth asking only while it can still
-                # change the order of causes that are left.
-                moves = any(weights.get(c, 0) > 0 for a in check.answers for c in (*a.boost, *a.rules_out))
-                utility = 0.01 if moves else 0.0
+            utility = self._utility(check, weights, total)
             if utility <= 0:
                 continue
+            if check.id in flow.ask_first:
+                return check
             key = (utility, -order)  # likelihood first; the pack's order breaks ties
             if best is None or key > best[:2]:
                 best = (utility, -order, check)
         return best[2] if best else None
+
+    @staticmethod
+    def _utility(check: Check, weights: dict[str, float], total: float) -> float:
+        confirmable = {a.confirms for a in check.answers if a.confirms}
+        utility = sum(weights.get(c, 0.0) for c in confirmable) / total
+        if utility <= 0:
+            # Narrows things down without settling anything: worth asking only while it can still
+            # change the order of causes that are left.
+            moves = any(weights.get(c, 0) > 0 for a in check.answers for c in (*a.boost, *a.rules_out))
+            utility = 0.01 if moves else 0.0
+        return utility
 
     @staticmethod
     def _applies(check: Check, idp: str | None) -> bool:
@@ -202,7 +212,9 @@ class Diagnosis:
             return
         remaining = [c for c, wt in sorted(weights.items(), key=lambda kv: -kv[1]) if wt > 0]
         if remaining:
-            self.conclude(ctx, remaining[0], confirmed=False)  # nothing left to ask: try the likeliest
+            # Nothing left to ask: try the likeliest. A topic with one cause was settled by recognising it.
+            only = s.topic is not None and len(self.d.kb.flows[s.topic].causes) == 1
+            self.conclude(ctx, remaining[0], confirmed=only)
             return
         self.d.handoff.escalate(ctx, "escalate-no-cause", self.d.words.say("ticket.why-no-cause", s.idp))
 
@@ -218,7 +230,8 @@ class Diagnosis:
             self.d.prompts.idp.ask(ctx, Then(kind="cause", id=cause_id))
             return
         ctx.add(self.resolution_reply(s, cause, confirmed))
-        if cause.as_designed:
+        if cause.as_designed and confirmed:
+            # Established by the checks: nothing is broken, so nothing to try and no ticket unless asked.
             self.d.handoff.close_answered(ctx)
             return
         if res.escalate:
@@ -232,7 +245,7 @@ class Diagnosis:
         w, idp = self.d.words, s.idp
         res = cause.resolution
         lead = "cause-found" if confirmed else "cause-likely"
-        if cause.as_designed:
+        if cause.as_designed and confirmed:
             lead = "as-designed"
         title = w.cause_title(cause, idp)
         text = f"{w.say(lead, idp, title=title)}\n{w.word(cause.summary, idp)}\n\n{w.word(res.summary, idp)}"

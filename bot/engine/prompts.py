@@ -441,6 +441,12 @@ class ClarifyPrompt(Prompt):
         if flow and flow in self.d.kb.flows:
             self.take(ctx, flow, r.text)
             return True
+        if not r.in_domain and r.act != "question" and len(r.text.split()) >= 4:
+            # Not a pick but a new message that is not about this at all ("wrong bot, the coffee
+            # machine…"): read it afresh rather than insisting on the picker.
+            ctx.state.pending = None
+            self.d.triage(ctx, r)
+            return True
         return False
 
     def take(self, ctx: Ctx, option: str, said: str | None) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from knowledge.schema import Answer, Bundle, Cause, Check
+from collections.abc import Mapping
+
+from knowledge.schema import Answer, Bundle, Cause, Check, IdPList, IdPText
 
 
 class Words:
     def __init__(self, bundle: Bundle):
         self.kb = bundle
 
-    def say(self, message_id: str, idp: str | None = None, **fields: Any) -> str:
+    def say(self, message_id: str, idp: str | None = None, /, **fields: Any) -> str:
         return self.kb.message(message_id, idp, **fields)
 
     def word(self, value: Any, idp: str | None) -> str:
@@ -35,4 +37,4 @@ class Words:
 
     def idp_specific(self, *values: Any) -> bool:
         """Whether any of these texts differs by IdP (then the IdP must be known before it is shown)."""
-        return any(isinstance(v, dict) for v in values if v is not None)
+        return any(isinstance(v, (IdPText, IdPList, Mapping)) or (isinstance(v, list) and self.idp_specific(*v)) for v in values if v is not None)
