@@ -381,6 +381,8 @@ class WeightedCause(Strict):
     cause: Id
     # Relative prior likelihood of this cause given the flow; the engine normalises.
     weight: Annotated[float, Field(gt=0)]
+    # In this flow, only admins of these IdPs can have it (None: whoever the cause itself applies to).
+    idps: list[Id] | None = None
 
 
 class Flow(Strict):
@@ -615,7 +617,21 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "handoff-body-hint": [],
         "handoff-no-channel": [],
         "handoff-posted": [],
+        "handoff-account-placeholder": [],
+        "handoff-upns-hint": [],
+        "handoff-groups-hint": [],
+        "handoff-account-required": [],
+        "handoff-account-too-long": ["max"],
+        "handoff-account-secret": [],
+        "handoff-upn-invalid": ["value"],
+        "handoff-upns-too-many": ["max"],
+        "handoff-groups-too-many": ["max"],
+        "handoff-group-too-long": ["max"],
+        "handoff-body-empty": [],
+        "handoff-body-too-long": ["max"],
         "escalation-post-title": [],
+        "escalation-raised-by": ["who"],
+        "escalation-back-link": [],
         "you-chose": ["label"],
     }.items()
 }
@@ -723,6 +739,8 @@ class ClassifierMaterial(Strict):
     # Words and phrases that pull a message away from the domain (other apps, SSO, VPN, pricing...).
     negative_cues: list[Cue] = Field(default_factory=list)
     symptoms: dict[Id, SymptomMaterial] = Field(default_factory=dict)
+    # The same material for the pack's topics (reports beyond the playbook), by topic id.
+    topics: dict[Id, SymptomMaterial] = Field(default_factory=dict)
     # Phrases that pin a cause (on top of the pack's report cues); a negative weight rules the cause out.
     cause_cues: dict[Id, list[Cue]] = Field(default_factory=dict)
     # Report cues of the pack that are too weak to pin a cause from an opening message on their own.
@@ -904,7 +922,11 @@ class Bundle(BaseModel):
 
     def causes_for(self, flow_id: str, idp: str | None = None) -> list[WeightedCause]:
         """The flow's causes that an admin of `idp` can have, with their prior weights."""
-        return [w for w in self.flows[flow_id].causes if self.causes[w.cause].applies_to(idp)]
+        return [
+            w
+            for w in self.flows[flow_id].causes
+            if self.causes[w.cause].applies_to(idp) and (idp is None or w.idps is None or idp in w.idps)
+        ]
 
     def errors_for(self, *, cause: str | None = None, topic: str | None = None) -> list[ErrorEntry]:
         return [e for e in self.pack.errors if (cause and e.cause == cause) or (topic and e.topic == topic)]
@@ -1074,6 +1096,7 @@ def graph_problems(pack: Pack) -> list[Problem]:
         flow_causes = {w.cause for w in flow.causes}
         for wi, w in enumerate(flow.causes):
             need_cause((kind, si, "causes", wi, "cause"), w.cause)
+            need_idps((kind, si, "causes", wi, "idps"), w.idps)
         listed |= flow_causes
         if len(flow.causes) == 1 or not flow.checks:
             reachable |= flow_causes  # concluded directly, or by weight once its checks are done
@@ -1227,6 +1250,8 @@ def classifier_problems(material: ClassifierMaterial, pack: Pack) -> list[Proble
     problems: list[Problem] = [
         (("symptoms", sid), f"unknown symptom '{sid}'") for sid in material.symptoms if sid not in known
     ]
+    topics = {t.id for t in pack.topics}
+    problems += [(("topics", tid), f"unknown topic '{tid}'") for tid in material.topics if tid not in topics]
     problems += [(("cause_cues", cid), f"unknown cause '{cid}'") for cid in material.cause_cues if cid not in causes]
     problems += [
         (("thresholds", name), f"unknown threshold '{name}' (known: {', '.join(sorted(CLASSIFIER_THRESHOLDS))})")

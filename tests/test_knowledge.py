@@ -259,6 +259,20 @@ def test_no_users_at_all_checks_each_consoles_switches(bundle):
     assert "Enable provisioning" in words["onelogin"] and "Require admin approval" in words["onelogin"]
 
 
+def test_causes_apply_per_idp(bundle):
+    def causes(flow, idp):
+        return {w.cause for w in bundle.causes_for(flow, idp)}
+
+    assert "provisioning-off" in causes("additional-users-missing", "okta")  # "Matching user not found"
+    assert "provisioning-off" not in causes("additional-users-missing", "onelogin")
+    assert "quarantined" in causes("initial-provisioning-fails", "entra")
+    assert "quarantined" not in causes("initial-provisioning-fails", "okta")
+    assert "approval-pending" in causes("updates-not-reflected", "onelogin")
+    assert "approval-pending" not in causes("updates-not-reflected", "entra")
+    assert {c.id for c in bundle.checks_for("additional-users-missing", "okta")} >= {"okta-assignments", "okta-tasks"}
+    assert "provision-on-demand" not in {c.id for c in bundle.checks_for("additional-users-missing", "okta")}
+
+
 def test_updates_check_whether_updates_may_flow(bundle):
     assert "Update" in bundle.word(bundle.checks["updates-allowed"].ask, "entra")
     assert "Update User Attributes" in bundle.word(bundle.checks["updates-allowed"].ask, "okta")
