@@ -126,7 +126,8 @@ def render_markdown(ticket: Ticket, state: State, bundle: Bundle) -> str:
         lines.append(f"_{say('ticket.no-steps')}_")
     if ticket.ruled_out:
         lines += ["", f"### {say('ticket.ruled-out')}", *[f"- {c}" for c in ticket.ruled_out]]
-    attach = ticket.attachments or list(bundle.pack.escalation.include)
+    # What the playbook asks every ticket to include, then the screens to attach for this IdP.
+    attach = [*bundle.pack.escalation.include, *ticket.attachments]
     lines += ["", f"### {say('ticket.attach')}", *[f"- {item}" for item in attach]]
     if ticket.transcript:
         lines += ["", f"### {say('ticket.transcript')}", "```", *ticket.transcript, "```"]

@@ -163,8 +163,8 @@ async def test_nothing_fixes_it_ends_in_a_complete_ticket(engine, symptom):
     assert ticket.groups == ["Sales EMEA"]
     assert ticket.symptom == symptom
     assert "jane.doe@contoso.com" in ticket.body and "Sales EMEA" in ticket.body
-    for item in BUNDLE.attachments("okta"):
-        assert item in ticket.body, "the screens to attach, in Okta's words"
+    for item in [*BUNDLE.pack.escalation.include, *BUNDLE.attachments("okta")]:
+        assert item in ticket.body, "what the playbook asks for, and the screens to attach in Okta's words"
     state = await engine.state(chat.cid)
     assert state.outcome == "escalated"
     assert {r.kind for r in turn.replies} >= {"ticket", "closing"}
