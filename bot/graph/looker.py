@@ -42,6 +42,7 @@ CACHE_TTL = 60.0
 CACHE_SIZE = 256
 ENTRA = "entra"
 # When several reads failed, the line names the most fundamental reason.
+_FATAL = ("token", "unauthorized", "unreachable", "timeout")
 _SEVERITY = ["token", "unauthorized", "unreachable", "timeout", "forbidden", "throttled", "not-found", "bad-response"]
 
 
@@ -149,12 +150,17 @@ class Looker:
         for rule in probe.rules:
             if self._holds(rule, facts):
                 return self._conclude(rule, facts)
+        errors.sort(key=lambda e: _SEVERITY.index(e.kind) if e.kind in _SEVERITY else 99)
+        if errors and errors[0].kind in _FATAL:
+            return self._failure(errors[0])  # a UPN would not help: every read would fail the same way
         if upn is None and any(r in USER_READS for r in probe.reads):
-            return Look(None, self._message("need-upn"), needs="upn")
+            # The user's side may still settle it: say why the rest failed, and ask for a UPN.
+            says = self._failure(errors[0]).says if errors else self._message("need-upn")
+            return Look(None, says, needs="upn")
         if facts.get("user.found") is False:
             return Look(None, self._message("user-not-found", upn=upn or ""))
         if errors:
-            return self._failure(min(errors, key=lambda e: _SEVERITY.index(e.kind) if e.kind in _SEVERITY else 99))
+            return self._failure(errors[0])
         return Look(None, probe.otherwise.format_map(self._namespaces(facts)))
 
     def _holds(self, rule: Rule, facts: _Facts) -> bool:

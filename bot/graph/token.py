@@ -46,6 +46,8 @@ class TokenSource:
         self._app: Any = None
         self._lock = threading.Lock()
         self._cached: tuple[str, float] | None = None  # (token, expires at, monotonic)
+        # The request in flight, so concurrent reads of one look share it: (event loop, task).
+        self._inflight: tuple[asyncio.AbstractEventLoop, "asyncio.Future[str]"] | None = None
 
     def __repr__(self) -> str:  # never show the secret
         return f"TokenSource(tenant={self._tenant!r}, client={self._client_id!r}, authority={self._authority!r})"
@@ -115,8 +117,13 @@ class TokenSource:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GraphError("timeout", "token", "no time left in this turn")
+        loop = asyncio.get_running_loop()
+        if self._inflight is None or self._inflight[0] is not loop or self._inflight[1].done():
+            task = asyncio.ensure_future(asyncio.to_thread(self.acquire_sync))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # observed even if nobody waits
+            self._inflight = (loop, task)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.acquire_sync), remaining)
+            return await asyncio.wait_for(asyncio.shield(self._inflight[1]), remaining)
         except asyncio.TimeoutError:
             raise GraphError("timeout", "token", "the authority did not answer in time") from None
 

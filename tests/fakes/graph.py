@@ -393,6 +393,8 @@ class FakeGraph:
             raise RuntimeError("fake Graph did not start")
 
     def stop(self) -> None:
+        if self._loop is None or self._loop.is_closed() or not self._loop.is_running():
+            return
         if self._loop is not None:
             fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:
