@@ -56,13 +56,14 @@ def cmd_kb_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from bot.classify import Classifier
+    from bot.understand import Context, Reader
 
     bundle = _load_bundle(_pack_path(args))
-    clf = Classifier(bundle)
+    reader = Reader(bundle)
     if args.text:
-        result = clf.classify(" ".join(args.text))
-        print(clf.explain(result))
+        text = " ".join(args.text)
+        reading = reader.read(text, Context(addressed=False))
+        print(reader.explain(reading))
         return 0
     # JSON Lines contract: exactly one output line per input line, in order, flushed as we go.
     for lineno, line in enumerate(sys.stdin, 1):
@@ -75,9 +76,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 raise ValueError('expected an object with a string "text"')
         except (ValueError, KeyError) as exc:
             print(f"line {lineno}: {exc}", file=sys.stderr)
-            out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "error": str(exc)}
+            out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "in_domain": False, "topic": None, "error": str(exc)}
         else:
-            out = clf.classify(text).to_json()
+            out = reader.classify(text)
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0

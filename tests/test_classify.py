@@ -300,8 +300,9 @@ def test_cli_jsonl_one_line_per_input_in_order() -> None:
         assert {"symptom", "cause", "confidence", "candidates"} <= set(o)
     good = [o for i, o in enumerate(out) if i != 2]
     for o in good:
-        assert list(o) == ["symptom", "cause", "confidence", "candidates"]
-    assert "error" in out[2] and out[2]["symptom"] is None
+        assert list(o) == ["symptom", "cause", "confidence", "candidates", "in_domain", "topic"]
+    assert "error" in out[2] and out[2]["symptom"] is None and out[2]["in_domain"] is False
+    assert [o["in_domain"] for o in good] == [True, False, True, True]
     assert [o["symptom"] for o in good] == [
         "cannot-enable",
         None,

@@ -1,0 +1,273 @@
+"""`Reader`: one message plus the conversation's context in, one `Reading` out (bot/understand/reading.py).
+
+The text is scrubbed of secrets first (bot/redact.py), then normalised once (bot/text.py); every part below
+works on those strings:
+
+- the domain and symptom decision and the cause statements come from the symptom classifier
+  (bot/classify.py) — the learned model takes over where it is trained (bot/understand/model.py);
+- pasted error strings from the pack's signatures (rapidfuzz / exact), negation-checked;
+- entities (bot/understand/entities.py), commands anywhere (bot/understand/lexicon.py);
+- the reply to the pending prompt (bot/understand/replies.py) and answers to other open checks;
+- the act (bot/understand/acts.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.answers import AnswerMatcher
+from bot.classify import Classification, Classifier
+from bot.redact import scrub_secrets
+from bot.text import as_text, strip_markup
+from bot.understand import lexicon as lx
+from bot.understand.acts import rule_signals
+from bot.understand.entities import EntityReader
+from bot.understand.reading import (
+    CheckAnswer,
+    Command,
+    Context,
+    Evidence,
+    Reading,
+    Reply,
+    SymptomScore,
+)
+from bot.understand.replies import ReplyReader, attribute_option
+from knowledge.schema import Bundle
+
+_NEGATED_SIG = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't|\bdont\b)[^.!?\n]{0,20}$", re.IGNORECASE)
+
+
+class Reader:
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self.clf = Classifier(bundle)
+        self.matcher = AnswerMatcher(bundle)
+        self.entities = EntityReader(bundle)
+        self.replies = ReplyReader(bundle)
+        self._sym_causes = {s.id: {w.cause for w in s.causes} for s in bundle.pack.symptoms}
+        self._cause_min = self.clf.t["cause-min"]
+        self._cause_margin = self.clf.t["cause-margin"]
+        self._short_commands = {name: set(phrases) for name, phrases in self.matcher.commands.items()}
+
+    # ---- the one entry point -------------------------------------------------------------------------
+
+    def read(self, text: str, context: Context | None = None) -> Reading:
+        context = context or Context()
+        lines_plain = strip_markup(scrub_secrets(as_text(text)), lines=True)
+        plain = lines_plain.replace("\n", " ")
+        norm = plain.lower()
+        if not norm:
+            return Reading(text="", in_domain=False, domain_score=0.0, act="unclear")
+
+        c = self.clf.classify_plain(plain)
+        ent = self.entities.read(norm, plain, lines_plain)
+        evidence = self._evidence(c, plain, context)
+        commands, command_only = self._commands(norm)
+        sig = rule_signals(norm, context)
+        pending = context.pending
+
+        in_domain, symptoms, symptom = self._domain(c, context)
+
+        # ---- the act, and the reply to the pending prompt
+        reply: Reply | None = None
+        act = "unclear"
+        if command_only:
+            act = "human" if "escalate" in commands else "restart" if "restart" in commands else "unclear"
+        elif sig["complaint"]:
+            act = "complaint"
+        elif pending is None:
+            if sig["fixed"] and not c.in_domain:
+                act = "fixed"
+            elif in_domain:
+                act = "report" if not context.symptom else "info"
+            elif sig["question"]:
+                act = "question"
+            else:
+                act = "aside"
+        else:
+            act = self._reply_act(pending.kind, sig, c, evidence)
+            if act == "pending":
+                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom or (c.clarify[0] if c.clarify else None))
+                if reply is not None and (reply.option or reply.value or reply.maybe):
+                    act = "answer"
+                elif sig["still"]:
+                    act = "still-broken"
+                elif evidence or c.in_domain:
+                    act = "info"
+                elif commands:
+                    act = "human" if "escalate" in commands else "unclear"
+                else:
+                    act = "aside" if len(norm.split()) >= 3 else "unclear"
+            elif act in ("fixed", "still-broken", "skip"):
+                reply = self.replies.read(pending, norm, lines_plain, ent, act, None)
+        if act == "human" and "escalate" not in commands:
+            commands = ("escalate", *commands)
+
+        open_checks = context.open_checks
+        if not open_checks and pending is None and in_domain:
+            # An opening: the checks of the symptom(s) it points at, so a report that already answers one
+            # ("we changed the department") is not asked again.
+            sids = [symptom] if symptom else [s.symptom for s in symptoms[:3]]
+            open_checks = tuple(dict.fromkeys(cid for sid in sids if sid in self.bundle.symptoms for cid in self.bundle.symptoms[sid].checks))
+        answers = self._open_answers(norm, context, ent, open_checks)
+        return Reading(
+            text=plain,
+            in_domain=in_domain,
+            domain_score=c.domain_score,
+            symptoms=symptoms,
+            symptom=symptom,
+            topic=None,
+            confident=bool(c.in_domain and self.clf.ambient_ok(c)),
+            evidence=tuple(evidence),
+            answers=answers,
+            reply=reply,
+            entities=ent,
+            commands=commands,
+            act=act,  # type: ignore[arg-type]
+            act_confidence=0.9 if act not in ("unclear",) else 0.0,
+        )
+
+    def classify(self, text: str) -> dict:
+        """`scim-help classify`'s JSON line for one message."""
+        r = self.read(text, Context(addressed=False))
+        return {
+            "symptom": r.symptom,
+            "cause": r.cause if r.in_domain else None,
+            "confidence": round(r.symptoms[0].score, 3) if r.symptom and r.symptoms else 0.0,
+            "candidates": [{"symptom": s.symptom, "score": round(s.score, 3)} for s in r.symptoms if round(s.score, 3) > 0],
+            "in_domain": r.in_domain,
+            "topic": r.topic,
+        }
+
+    def explain(self, r: Reading) -> str:
+        """A person's view of a reading (`scim-help classify "text"`)."""
+        titles = {s.id: s.title for s in self.bundle.pack.symptoms}
+        causes = {c.id: c.title for c in self.bundle.pack.causes}
+        lines = []
+        if r.symptom:
+            lines.append(f"symptom:    {r.symptom} — {titles.get(r.symptom, '')}")
+        elif r.in_domain:
+            lines.append("symptom:    (unsure) — SCIM provisioning into Cato, but which problem is unclear")
+        else:
+            lines.append("symptom:    none — does not look like a Cato SCIM provisioning problem")
+        if r.topic:
+            lines.append(f"topic:      {r.topic}")
+        lines.append(f"cause:      {r.cause} — {causes.get(r.cause, '')}" if r.cause else "cause:      (not pinned by the text)")
+        conf = r.symptoms[0].score if r.symptom and r.symptoms else 0.0
+        lines.append(f"confidence: {conf:.2f}   in domain: {'yes' if r.in_domain else 'no'} (score {r.domain_score:.2f}); speaks unasked: {'yes' if r.confident else 'no'}")
+        if r.entities.idp:
+            lines.append(f"idp:        {r.entities.idp} (named \"{r.entities.idp_named}\")")
+        for e in r.evidence:
+            what = ("rules out " if e.rules_out else "") + (e.cause or e.topic or "")
+            lines.append(f"evidence:   {what} via {e.via}" + (f": \"{e.matched[:80]}\"" if e.matched else "") + (f" ({e.source})" if e.source else ""))
+        if r.symptoms:
+            lines.append("candidates:")
+            for s in r.symptoms:
+                lines.append(f"  {s.score:5.2f}  {s.symptom}")
+        for a in r.answers:
+            lines.append(f"answers:    {a.check} = {a.answer}")
+        if r.commands:
+            lines.append("commands:   " + ", ".join(r.commands))
+        lines.append(f"act:        {r.act}")
+        return "\n".join(lines)
+
+    # ---- parts -----------------------------------------------------------------------------------------
+
+    def _domain(self, c: Classification, context: Context) -> tuple[bool, tuple[SymptomScore, ...], str | None]:
+        symptoms = tuple(SymptomScore(x.symptom, x.score) for x in c.candidates)
+        in_domain = c.in_domain
+        symptom = c.symptom
+        if symptom and c.clarify and len(c.clarify) > 1 and not c.cause:
+            symptom = None  # torn between two or three: the engine asks
+        if in_domain and not symptoms and c.clarify:
+            symptoms = tuple(SymptomScore(s, 0.0) for s in c.clarify)
+        if not in_domain and context.addressed and context.pending is None:
+            offer = self.clf.offer(c)
+            if offer:
+                # Addressed directly and plausibly about SCIM: the picker, not the brush-off.
+                in_domain = True
+                symptom = None
+                symptoms = tuple(x for x in symptoms if x.symptom in offer)
+        return in_domain, symptoms, symptom
+
+    def _evidence(self, c: Classification, plain: str, context: Context) -> list[Evidence]:
+        out: list[Evidence] = []
+        sig = c.pasted
+        if sig is not None and not _negated(plain, sig.text):
+            out.append(Evidence(cause=sig.cause, topic=None, via="signature", matched=sig.text, source=sig.source))
+        pinned = {e.cause for e in out}
+        cause = c.cause
+        if cause is None and c.cause_scores:
+            # Mid-conversation statements ("btw the interns group is nested"): strong, leading evidence for a
+            # cause of the current symptom (or of any symptom when none is chosen yet).
+            (cid, ev), runner = c.cause_scores[0], (c.cause_scores[1][1] if len(c.cause_scores) > 1 else 0.0)
+            allowed = self._sym_causes.get(context.symptom or c.symptom or "", None)
+            if ev >= self._cause_min and ev - runner >= self._cause_margin and (allowed is None or cid in allowed):
+                cause = cid
+        if cause and cause not in pinned:
+            phrase = next((p for label, p, _ in c.evidence if label == "cause " + cause), cause)
+            out.append(Evidence(cause=cause, topic=None, via="statement", matched=phrase))
+        for cid in c.ruled_out:
+            out.append(Evidence(cause=cid, topic=None, via="statement", matched="", rules_out=True))
+        return out
+
+    def _commands(self, norm: str) -> tuple[tuple[Command, ...], bool]:
+        """Commands anywhere in the message, and whether the message is (nearly) only a command."""
+        t = norm.strip(" .!?")
+        found: list[Command] = []
+        short = self.matcher.command(t) if len(t.split()) <= 5 else None
+        if short:
+            found.append(short)  # type: ignore[arg-type]
+        for name, rx in lx.COMMANDS_ANYWHERE.items():
+            for m in rx.finditer(norm):
+                if lx.COMMAND_NEGATED.search(norm[max(0, m.start() - 40) : m.start()]):
+                    continue
+                if name not in found:
+                    found.append(name)  # type: ignore[arg-type]
+                break
+        only = bool(short) or (bool(found) and len(t.split()) <= 6)
+        return tuple(found), only
+
+    def _reply_act(self, kind: str, sig: dict[str, bool], c: Classification, evidence: list[Evidence]) -> str:
+        if kind == "fixed":
+            if sig["fixed"]:
+                return "fixed"
+            if sig["still"]:
+                return "still-broken"
+            if sig["question"]:
+                return "question"
+            return "pending"  # yes / no through the options, else info / aside
+        if sig["question"]:
+            return "question"
+        if kind == "field" and sig["skip"]:
+            return "skip"
+        if sig["fixed"]:
+            return "fixed"
+        return "pending"
+
+    def _open_answers(self, norm: str, context: Context, ent, open_checks: tuple[str, ...]) -> tuple[CheckAnswer, ...]:
+        out: list[CheckAnswer] = []
+        pending_check = context.pending.id if context.pending and context.pending.kind == "check" else None
+        for cid in open_checks:
+            if cid == pending_check:
+                continue
+            check = self.bundle.checks.get(cid)
+            if check is None:
+                continue
+            ans = self.matcher.from_report_norm(check, norm)
+            if ans is not None:
+                out.append(CheckAnswer(cid, ans.id, "report", 0.8, said=None))
+                continue
+            if ent.attribute:
+                from bot.understand.reading import Option
+
+                opt = attribute_option(ent.attribute, tuple(Option(a.id, a.label, a.kind) for a in check.answers))
+                if opt:
+                    out.append(CheckAnswer(cid, opt, "report", 0.8, said=ent.attribute))
+        return tuple(out)
+
+
+def _negated(text: str, phrase: str) -> bool:
+    """The pasted string is preceded closely by a negation ("it does *not* say LicenseLimitExceeded")."""
+    pos = text.lower().find(phrase.lower())
+    return pos > 0 and bool(_NEGATED_SIG.search(text[max(0, pos - 30) : pos]))
