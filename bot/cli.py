@@ -33,13 +33,18 @@ def _pack_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_kb_check(args: argparse.Namespace) -> int:
+    """Load the pack with every check the engine relies on (schema, graph, per-IdP wording and console
+    ownership, message placeholders); any problem is printed as file:line: path: message."""
     bundle = _load_bundle(args.path or _pack_path(args))
     p = bundle.pack
     answers = sum(len(c.answers) for c in p.checks)
-    sigs = sum(len(c.signatures) for c in p.causes)
+    matches = sum(len(e.match) for e in p.errors)
+    designed = sum(1 for c in p.causes if c.as_designed)
     print(
-        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.checks)} checks ({answers} answers), "
-        f"{len(p.causes)} causes ({sigs} signatures), {len(p.idps)} IdPs, "
+        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.topics)} topics, {len(p.checks)} checks "
+        f"({answers} answers), {len(p.causes)} causes ({designed} as designed), {len(p.errors)} errors "
+        f"({matches} strings), {len(bundle.messages.messages)} messages, {len(p.idps)} IdPs "
+        f"({', '.join(i.id for i in p.idps)}), "
         f"{sum(len(m.examples) for m in bundle.classifier.symptoms.values())} classifier examples"
     )
     return 0
