@@ -32,6 +32,7 @@ FactName = Annotated[str, StringConstraints(pattern=r"^[a-z]+\.[a-z_]+$")]
 Scalar = str | bool | int | None
 
 CAUSE = "<cause>"  # the fact's values are cause ids of the pack
+TOPIC = "<topic>"  # the fact's values are topic ids of the pack
 ANY = "<any>"  # free text: usable in `says`, not in `when`
 
 # fact -> (the read that provides it, the values it can take).
@@ -44,6 +45,7 @@ FACTS: dict[str, tuple[str, tuple[Any, ...] | str]] = {
     "job.error": ("job", ANY),
     "job.error_cause": ("job", CAUSE),
     "job.last_state": ("job", ("Succeeded", "Failed", "EntryLevelErrors", None)),
+    "job.initial_done": ("job", (True, False, None)),
     "job.when": ("job", ANY),
     "job.template": ("job", ANY),
     # GET users/{upn}
@@ -60,6 +62,7 @@ FACTS: dict[str, tuple[str, tuple[Any, ...] | str]] = {
     "log.status": ("logs", ("success", "failure", "skipped", "warning", None)),
     "log.error": ("logs", ANY),
     "log.cause": ("logs", CAUSE),
+    "log.topic": ("logs", TOPIC),
     "log.in_scope": ("logs", (True, False, None)),
     "log.sent_email": ("logs", (True, False, None)),
     "log.action": ("logs", ANY),
@@ -118,6 +121,7 @@ def placeholders(text: str) -> list[str]:
 def probe_problems(spec: ProbeFile, bundle: Bundle) -> list[Problem]:
     problems: list[Problem] = []
     causes = set(bundle.causes)
+    topics = set(getattr(bundle, "topics", {}) or {})
     for mid in MESSAGES:
         if mid not in spec.messages:
             problems.append((("messages",), f"message '{mid}' is missing"))
@@ -161,6 +165,9 @@ def probe_problems(spec: ProbeFile, bundle: Bundle) -> list[Problem]:
                     if allowed == CAUSE:
                         if value is not None and value not in causes:
                             problems.append((at + ("when", fact), f"unknown cause '{value}'"))
+                    elif allowed == TOPIC:
+                        if value is not None and value not in topics:
+                            problems.append((at + ("when", fact), f"unknown topic '{value}'"))
                     elif not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
                         shown = ", ".join("null" if a is None else str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
                         problems.append((at + ("when", fact), f"'{fact}' is never {value!r} (it is one of: {shown})"))

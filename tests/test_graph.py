@@ -107,7 +107,8 @@ def test_error_codes_go_through_the_catalogue(bundle):
     assert F.catalogue_cause(bundle, ["SkipReason: NotEffectivelyEntitled"]) == "group-not-assigned"
     assert F.catalogue_cause(bundle, ["Passed scope filter: False"]) == "scoping"
     assert F.catalogue_cause(bundle, ["SystemForCrossDomainIdentityManagementCredentialValidationUnavailable"]) == "credentials-mismatch"
-    assert F.catalogue_cause(bundle, [None, "EntrySynchronizationSkipped"]) is None
+    assert F.catalogue(bundle, ["EntryConflict"]) == (None, "duplicate-conflict")
+    assert F.catalogue_cause(bundle, [None, "Determine if User is in scope"]) is None
 
 
 def test_membership_tells_direct_group_nested_and_none():
@@ -133,6 +134,19 @@ async def test_quarantined_job_fails_test_connection_without_asking_for_a_user(t
     assert fake.count("logs") == 0  # no UPN: only the job was read
 
 
+async def test_job_status_answers_the_job_checks(tenant):
+    looker, _ = tenant("quarantine")
+    assert (await looker.look(entra(), "quarantine-status")).answer == "quarantined"
+    assert (await looker.look(entra(), "provisioning-on")).answer == "on"
+    looker, _ = tenant("paused")
+    assert (await looker.look(entra(), "provisioning-on")).answer == "off"
+    looker, _ = tenant("initial-cycle")
+    assert (await looker.look(entra(), "first-cycle-progress")).answer == "running"
+    assert (await looker.look(entra(), "quarantine-status")).answer == "not-quarantined"
+    looker, _ = tenant("healthy")
+    assert (await looker.look(entra(), "first-cycle-progress")).answer == "finished"
+
+
 async def test_healthy_job_means_the_credentials_work(tenant):
     looker, _ = tenant("healthy")
     look = await looker.look(entra(), "test-connection")
@@ -142,14 +156,14 @@ async def test_healthy_job_means_the_credentials_work(tenant):
 async def test_skipped_nested_group_user(tenant):
     looker, fake = tenant("nested")
     state = entra(UPN)
-    nested = await looker.look(state, "nested-membership")
+    nested = await looker.look(state, "direct-or-nested")
     assert nested.answer == "nested"
     assert "SG-Cato-Interns" in nested.says and "SG-Cato-All-Staff" in nested.says and UPN in nested.says
     assert nested.ref and "assignments" in nested.ref
     assigned = await looker.look(state, "app-assignment")
     assert assigned.answer == "listed"  # a group the user belongs to (through nesting) is assigned
     pod = await looker.look(state, "provision-on-demand")
-    assert pod.answer == "unsure"  # the log says "not assigned", but the real cause is the nesting
+    assert pod.answer == "not-assigned" and "nested" in pod.says  # what Entra reports, and why
     # memberOf and transitiveMemberOf were both read, and the app's assignments followed @odata.nextLink
     assert fake.count("member-of") >= 1 and fake.count("transitive-member-of") >= 1
 
@@ -165,7 +179,7 @@ async def test_unassigned_user(tenant):
 async def test_disabled_user(tenant):
     looker, _ = tenant("disabled")
     pod = await looker.look(entra(UPN), "provision-on-demand")
-    assert pod.answer == "unsure" and "disabled" in pod.says and "accountEnabled" in pod.says
+    assert pod.answer == "inactive" and "disabled" in pod.says and "accountEnabled" in pod.says
 
 
 async def test_user_without_mail(tenant):
@@ -214,7 +228,7 @@ async def test_reads_are_reused_within_a_conversation(tenant):
     looker, fake = tenant("nested")
     state = entra(UPN)
     await looker.look(state, "app-assignment")
-    await looker.look(state, "nested-membership")
+    await looker.look(state, "direct-or-nested")
     assert fake.count("user") == 1 and fake.count("transitive-member-of") == 1
 
 
@@ -273,7 +287,7 @@ async def test_timeout_stays_within_the_budget(tenant):
 async def test_first_look_with_a_cold_token_within_the_budget(tenant):
     looker, fake = tenant("nested", budget=3.0)
     started = time.monotonic()
-    look = await looker.look(entra(UPN), "nested-membership")
+    look = await looker.look(entra(UPN), "direct-or-nested")
     assert look.answer == "nested"
     assert time.monotonic() - started < 3.0
 

@@ -17,24 +17,33 @@ NONE = "none"  # how a missing value reads in a sentence or a ref
 # ---- the error catalogue ------------------------------------------------------------------------------
 
 
-def catalogue_cause(bundle: Bundle, texts: Iterable[str | None], idp: str = "entra") -> str | None:
-    """The cause the first text that the catalogue recognises points at (texts in order of authority:
-    the error code before the prose around it)."""
-    find = getattr(bundle, "find_errors", None)  # the catalogue of the pack's `errors:` (schema v2)
+def catalogue(bundle: Bundle, texts: Iterable[str | None], idp: str = "entra") -> tuple[str | None, str | None]:
+    """(cause, topic) of the first catalogue entry that one of the texts matches, texts taken in order of
+    authority: the error code before the prose around it."""
+    find = getattr(bundle, "find_errors", None)  # the pack's `errors:` catalogue (schema v2)
     for text in texts:
         if not text:
             continue
         if find is not None:
             for entry in find(text, idp):
-                cause = getattr(entry, "cause", None)
-                if cause:
-                    return str(cause)
+                cause, topic = getattr(entry, "cause", None), getattr(entry, "topic", None)
+                if cause or topic:
+                    return cause, topic
             continue
         low = text.lower()
         for cause in bundle.pack.causes:
             for sig in getattr(cause, "signatures", []):
                 if sig.match == "exact" and sig.text.lower() in low:
-                    return cause.id
+                    return cause.id, None
+    return None, None
+
+
+def catalogue_cause(bundle: Bundle, texts: Iterable[str | None], idp: str = "entra") -> str | None:
+    """The cause the catalogue gives the first text it recognises as pointing at a cause."""
+    for text in texts:
+        cause, _ = catalogue(bundle, [text], idp)
+        if cause:
+            return cause
     return None
 
 
@@ -50,7 +59,7 @@ def pick_job(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
 def job_facts(job: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
     if job is None:
         return {"found": False, "status": NONE, "quarantined": False, "quarantine_reason": NONE, "error": NONE,
-                "error_cause": None, "last_state": None, "when": NONE, "template": NONE}
+                "error_cause": None, "last_state": None, "initial_done": None, "when": NONE, "template": NONE}
     status = job.get("status") if isinstance(job.get("status"), dict) else {}
     quarantine = status.get("quarantine") if isinstance(status.get("quarantine"), dict) else None
     last = status.get("lastExecution") if isinstance(status.get("lastExecution"), dict) else None
@@ -68,9 +77,18 @@ def job_facts(job: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
         "error": str(error.get("code")) if error.get("code") else NONE,
         "error_cause": catalogue_cause(bundle, [error.get("code"), reason, error.get("message")]),
         "last_state": str(last["state"]) if last and last.get("state") else None,
+        # steadyStateFirstAchievedTime stays at 0001-01-01 until the initial cycle has finished.
+        "initial_done": _initial_done(status),
         "when": str(when) if when else NONE,
         "template": str(job.get("templateId") or NONE),
     }
+
+
+def _initial_done(status: dict[str, Any]) -> bool | None:
+    first = status.get("steadyStateFirstAchievedTime")
+    if not isinstance(first, str) or not first:
+        return None
+    return not first.startswith("0001-")
 
 
 # ---- GET users/{upn} -----------------------------------------------------------------------------------
@@ -155,7 +173,7 @@ def _entry_sp(entry: dict[str, Any]) -> str | None:
 
 def log_facts(entry: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
     if entry is None:
-        return {"found": False, "status": None, "error": NONE, "cause": None, "in_scope": None,
+        return {"found": False, "status": None, "error": NONE, "cause": None, "topic": None, "in_scope": None,
                 "sent_email": None, "action": NONE, "when": NONE, "id": NONE}
     info = entry.get("provisioningStatusInfo") or entry.get("statusInfo") or {}
     info = info if isinstance(info, dict) else {}
@@ -185,11 +203,13 @@ def log_facts(entry: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
     code = error.get("errorCode")
     if not code:
         code = next((str(v) for s in steps for k, v in (s.get("details") or {}).items() if str(k).lower() == "skipreason"), None)
+    cause, topic = catalogue(bundle, texts)
     return {
         "found": True,
         "status": str(status) if status in ("success", "failure", "skipped", "warning") else None,
         "error": str(code) if code else NONE,
-        "cause": catalogue_cause(bundle, texts),
+        "cause": cause,
+        "topic": topic,
         "in_scope": in_scope,
         "sent_email": sent_email,
         "action": action,

@@ -115,7 +115,8 @@ class Tenant:
         )
 
     def set_job(self, code: str = "Active", *, quarantine: dict[str, Any] | None = None, last_state: str | None = "Succeeded",
-                last_error: dict[str, Any] | None = None) -> None:
+                last_error: dict[str, Any] | None = None, initial_done: bool = True) -> None:
+        steady = "2026-02-20T11:42:10Z" if initial_done else "0001-01-01T00:00:00Z"
         last = None
         if last_state:
             last = {
@@ -142,8 +143,8 @@ class Tenant:
                     "lastSuccessfulExecutionWithExports": None,
                     "progress": [],
                     "quarantine": quarantine,
-                    "steadyStateFirstAchievedTime": "0001-01-01T00:00:00Z",
-                    "steadyStateLastAchievedTime": "0001-01-01T00:00:00Z",
+                    "steadyStateFirstAchievedTime": steady,
+                    "steadyStateLastAchievedTime": "2026-03-02T08:01:41Z" if initial_done else steady,
                     "synchronizedEntryCountByType": [],
                     "troubleshootingUrl": None,
                 },
@@ -280,6 +281,16 @@ class Tenant:
             t.groups[staff]["members"].append(uid)
             t.log(uid, "success", steps=[_import(upn), _scoping("success", {}), _export("success", upn)],
                   modified=[_prop("userName", upn), _prop("emails[type eq \"work\"].value", upn)])
+            return t
+        if name == "paused":
+            uid = t.add_user(upn)
+            t.groups[staff]["members"].append(uid)
+            t.set_job("Paused", last_state=None, initial_done=False)
+            return t
+        if name == "initial-cycle":
+            uid = t.add_user(upn)
+            t.groups[staff]["members"].append(uid)
+            t.set_job("Active", last_state="Succeeded", initial_done=False)
             return t
         if name == "healthy":
             uid = t.add_user(upn)
