@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from bot.graph import facts as F
 from bot.graph.client import CALLS, GraphClient
 from bot.graph.errors import GraphError
-from knowledge.probes import FACTS, USER_READS, Probe, ProbeFile, Rule, load_probes
+from knowledge.probes import FACTS, USER_READS, ProbeFile, Rule, load_probes
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -299,6 +299,3 @@ def _secs(value: float) -> str:
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def probe_for(spec: ProbeFile, check_id: str) -> Probe | None:
-    return spec.probes.get(check_id)
