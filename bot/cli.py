@@ -141,6 +141,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return print_config()
 
 
+def cmd_graph_check(args: argparse.Namespace) -> int:
+    from bot.graph.check import run_graph_check
+
+    return run_graph_check(args)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from bot.stats import run_stats
 
@@ -180,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.set_defaults(func=cmd_config)
+
+    graph_cmd = sub.add_parser("graph", help="the optional Microsoft Graph connection (SCIM_HELP_GRAPH_*)")
+    graph_sub = graph_cmd.add_subparsers(dest="graph_command", required=True)
+    gcheck = graph_sub.add_parser("check", help="verify the connection and each permission; print what is missing")
+    gcheck.add_argument("--upn", help="a user to test the per-user reads with (default: one the app is assigned to)")
+    gcheck.set_defaults(func=cmd_graph_check)
 
     stats = sub.add_parser("stats", help="outcomes per symptom and cause, read from the store")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
