@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from bot.engine import Engine
+from bot.graph.looker import Looker
 from bot.events import Incoming, Turn
 from bot.settings import Settings, load_settings
 from bot.store import Store, open_store
@@ -39,6 +40,7 @@ class Runtime:
     reader: Reader
     store: Store
     engine: Engine
+    looker: Looker | None = None
     observers: list[Observer] = field(default_factory=list)
     _admission: asyncio.Semaphore | None = field(default=None, repr=False)
 
@@ -48,8 +50,10 @@ class Runtime:
         bundle = load_pack(settings.knowledge)
         reader = Reader(bundle)
         store = store or open_store(settings)
-        engine = Engine(bundle, store, ttl=settings.conversation_ttl, support_url=settings.support_url, reader=reader)
-        return cls(settings, bundle, reader, store, engine)
+        # Optional: with a connected tenant, Entra checks are looked up in Microsoft Graph before asking.
+        looker = Looker.from_settings(settings, bundle)
+        engine = Engine(bundle, store, ttl=settings.conversation_ttl, support_url=settings.support_url, reader=reader, looker=looker)
+        return cls(settings, bundle, reader, store, engine, looker=looker)
 
     async def handle(self, msg: Incoming) -> Turn:
         if self._admission is None:
@@ -72,4 +76,6 @@ class Runtime:
             observer(msg, turn, seconds, error)
 
     async def close(self) -> None:
+        if self.looker is not None:
+            await self.looker.close()
         await self.store.close()

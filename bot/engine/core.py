@@ -421,17 +421,26 @@ class Engine:
             look = await looker.look(s, p.id)
             if look is None:
                 return
-            ctx.add(Reply(kind="info", text=look.says))
             check = self.kb.checks[p.id]
             answer = self.kb.answer(p.id, look.answer) if look.answer else None
+            if answer is not None or (look.needs == "upn" and not s.upns):
+                # The question put this turn is answered by looking, or waits for a UPN to look with:
+                # take it back, so the admin is not asked what the tenant can tell.
+                ctx.replies = [r for r in ctx.replies if not (r.kind == "question" and any(c.id.startswith(f"{p.id}:") for c in r.choices))]
+                s.questions -= 1
+            said = Reply(kind="info", text=look.says)
+            asked = next((i for i, r in enumerate(ctx.replies) if r.kind == "question" and any(c.id.startswith(f"{p.id}:") for c in r.choices)), None)
+            if asked is not None:
+                ctx.replies.insert(asked, said)  # why it is asked after all, just before the question
+            else:
+                ctx.add(said)
             if answer is None:
                 if look.needs == "upn" and not s.upns:
                     s.looked.remove(p.id)  # look again once a UPN is known
                     self.d.prompts.field.ask(ctx, "upns", then=Then(kind="check", id=p.id))
+                elif asked is None:
+                    self.d.prompts.check.again(ctx)
                 return
-            # The question put this turn is answered by looking: take it back.
-            ctx.replies = [r for r in ctx.replies if not (r.kind == "question" and any(c.id.startswith(f"{p.id}:") for c in r.choices))]
-            s.questions -= 1
             self.d.diagnosis.record(s, check, answer, "graph", None, ref=look.ref)
             s.pending = None
             self.d.diagnosis.advance(ctx)

@@ -169,19 +169,26 @@ class Diagnosis:
         while they can still tell something. Checks this IdP's console does not have are left out."""
         flow = self.d.kb.flows[s.flow or ""]
         total = sum(weights.values()) or 1.0
-        best: tuple[float, int, Check] | None = None
+        looker = self.d.looker
+        best: tuple[bool, float, int, Check] | None = None
+        first: Check | None = None
         for order, check in enumerate(self.d.kb.checks_for(flow.id, s.idp)):
             if s.finding_for(check.id):
                 continue
             utility = self._utility(check, weights, total)
             if utility <= 0:
                 continue
-            if check.id in flow.ask_first:
-                return check
-            key = (utility, -order)  # likelihood first; the pack's order breaks ties
-            if best is None or key > best[:2]:
-                best = (utility, -order, check)
-        return best[2] if best else None
+            # A check the connected tenant can answer costs the admin nothing: look those up before
+            # asking anything, even the flow's ask-first question.
+            free = looker is not None and check.id not in s.looked and looker.can_look(s, check.id)
+            if check.id in flow.ask_first and first is None:
+                first = check
+            key = (free, utility, -order)  # likelihood first; the pack's order breaks ties
+            if best is None or key > best[:3]:
+                best = (free, utility, -order, check)
+        if best is not None and best[0]:
+            return best[3]
+        return first or (best[3] if best else None)
 
     @staticmethod
     def _utility(check: Check, weights: dict[str, float], total: float) -> float:

@@ -343,6 +343,14 @@ class FieldPrompt(Prompt):
 
     def skip(self, ctx: Ctx) -> None:
         s = ctx.state
+        then = s.pending.then if s.pending else None
+        if then is not None and then.kind == "check" and then.id:
+            # The UPN was wanted to look a check up: without it, the check is simply asked.
+            s.pending = None
+            if then.id not in s.looked:
+                s.looked.append(then.id)
+            self.d.diagnosis.resume(ctx, then)
+            return
         if s.pending and s.pending.id and s.pending.id not in s.skipped:
             s.skipped.append(s.pending.id)
         s.pending = None
