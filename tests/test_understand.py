@@ -73,9 +73,40 @@ def test_idp_kept_as_written(reader: Reader) -> None:
     assert r.entities.idp == "other" and r.entities.idp_named == "JumpCloud"
 
 
-def test_plain_statement_of_a_cause(reader: Reader) -> None:
-    r = reader.read("we're out of licences so the new users are missing in cato", Context())
-    assert r.cause == "insufficient-licenses"
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("we're out of licences", "insufficient-licenses"),
+        ("they have no email in Cato", "missing-attributes"),
+        ("the interns group is a member of the assigned group", "nested-groups"),
+    ],
+)
+def test_plain_statement_of_a_cause_mid_conversation(reader: Reader, text: str, cause: str) -> None:
+    r = reader.read(text, Context(pending=PromptSpec("check", "cma-missing-objects"), symptom="additional-users-missing"))
+    assert r.cause == cause
+    assert any(e.cause == cause and e.via == "statement" for e in r.evidence)
+
+
+def test_plain_statement_in_an_opening(reader: Reader) -> None:
+    r = reader.read("users arrive in Cato but they have no email in Cato", Context())
+    assert r.symptom == "users-not-working" and r.cause == "missing-attributes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "users aren't syncing from entra to cato",
+        "provisioning to cato stopped working",
+        "cato isn't getting our users from okta",
+        "okta users not syncing to cato",
+        "scim sync to cato is broken",
+    ],
+)
+def test_plainly_worded_reports_are_ours(reader: Reader, text: str) -> None:
+    """Issue #12's examples: in the domain (never "not SCIM"); the symptom may be unclear (the picker)."""
+    r = reader.read(text, Context())
+    assert r.in_domain and r.act == "report"
+    assert r.symptoms  # likeliest first, for the picker
 
 
 def test_off_topic(reader: Reader) -> None:
