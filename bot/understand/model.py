@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from bot.understand.features import ngrams, prompt_tokens
+from bot.understand.features import prompt_tokens, words
 
 MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "knowledge" / "model"
 ARTEFACT = "reader"
@@ -33,6 +33,62 @@ class Featuriser:
     idf: np.ndarray
     char_min: int = 2
     char_max: int = 5
+
+    def __post_init__(self) -> None:
+        # word -> indices of its known unigram and character n-gram features (words repeat a lot)
+        self._word_cache: dict[str, tuple[int, ...]] = {}
+
+    def _word_features(self, w: str) -> tuple[int, ...]:
+        got = self._word_cache.get(w)
+        if got is None:
+            vocab = self.vocab
+            out = []
+            i = vocab.get("w:" + w)
+            if i is not None:
+                out.append(i)
+            padded = " " + w + " "
+            n = len(padded)
+            for size in range(self.char_min, min(self.char_max, n) + 1):
+                for j in range(n - size + 1):
+                    i = vocab.get("c:" + padded[j : j + size])
+                    if i is not None:
+                        out.append(i)
+            got = tuple(out)
+            if len(self._word_cache) > 50_000:
+                self._word_cache.clear()
+            self._word_cache[w] = got
+        return got
+
+    def vector(self, norm: str, extra: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`sparse(ngrams(norm) + extra)`, the fast way: the same features, counted by index."""
+        counts: dict[int, float] = {}
+        vocab = self.vocab
+        prev = "<s>"
+        ws = words(norm)
+        for w in ws:
+            for i in self._word_features(w):
+                counts[i] = counts.get(i, 0.0) + 1.0
+            i = vocab.get("b:" + prev + " " + w)
+            if i is not None:
+                counts[i] = counts.get(i, 0.0) + 1.0
+            prev = w
+        if ws:
+            i = vocab.get("b:" + prev + " </s>")
+            if i is not None:
+                counts[i] = counts.get(i, 0.0) + 1.0
+        if extra:
+            for k, c in extra.items():
+                i = vocab.get(k)
+                if i is not None:
+                    counts[i] = counts.get(i, 0.0) + c
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ia = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        va = (np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts))) + 1.0) * self.idf[ia]
+        n = float(np.sqrt(np.dot(va, va)))
+        if n > 0:
+            va /= n
+        return ia, va
 
     def sparse(self, counts: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Indices and TF-IDF values (sublinear tf, l2-normalised) of the known features."""
@@ -102,11 +158,7 @@ class Model:
     # ---- scoring -----------------------------------------------------------------------------------------
 
     def features(self, norm: str, featuriser: str = "report", extra: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        f = self.featurisers[featuriser]
-        counts = ngrams(norm, f.char_min, f.char_max)
-        if extra:
-            counts.update(extra)
-        return f.sparse(counts)
+        return self.featurisers[featuriser].vector(norm, extra)
 
     def proba(self, head: str, feats: tuple[np.ndarray, np.ndarray], dense: dict[str, float] | None = None) -> dict[str, float]:
         h = self.heads[head]

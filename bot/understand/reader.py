@@ -76,7 +76,7 @@ class Reader:
         c = self.clf.classify_plain(plain)
         ent = self.entities.read(norm, plain, lines_plain)
         commands, command_only = self._commands(norm)
-        sig = rule_signals(norm, context)
+        sig = rule_signals(norm, context)  # on the message's first lines: replies are short, reports say it early
         pending = context.pending
 
         topic = None
@@ -99,8 +99,12 @@ class Reader:
         act = "unclear"
         act_conf = 0.9
         sure = True  # a rule that is sure of itself (a command, a complaint, a question, ...)
+        fallback = False  # the rules found nothing and guessed from the domain
         if command_only:
             act = "human" if "escalate" in commands else "restart" if "restart" in commands else "unclear"
+        elif pending is not None and ("escalate" in commands or "restart" in commands):
+            # "Can you just raise it with Cato support for me?": a command inside a reply is the act.
+            act = "human" if "escalate" in commands else "restart"
         elif sig["complaint"]:
             act = "complaint"
         elif pending is None:
@@ -122,17 +126,23 @@ class Reader:
                     sure = reply.via in ("choice", "number", "label") or (reply.option is not None and len(norm.split()) <= 3)
                 elif sig["still"]:
                     act = "still-broken"
-                elif evidence or in_domain:
-                    act = "info"
-                elif commands:
-                    act = "human" if "escalate" in commands else "unclear"
                 else:
-                    act = "aside" if len(norm.split()) >= 3 else "unclear"
+                    fallback = True
+                    if evidence or in_domain:
+                        act = "info"
+                    elif commands:
+                        act = "human" if "escalate" in commands else "unclear"
+                    else:
+                        act = "aside" if len(norm.split()) >= 3 else "unclear"
             if self.act_mode != "rules" and self.model is not None:
                 p = self.model.act(norm, pending.kind, pending.id)
                 m_act = max(p, key=p.__getitem__)
-                if self.act_mode == "model" or (not sure and p[m_act] >= self.t["act"]):
+                # The model decides where no rule is sure: always where the rules only fell back, else when
+                # it is sure itself.
+                if self.act_mode == "model" or (not sure and (fallback or p[m_act] >= self.t["act"])):
                     act, act_conf = m_act, p[m_act]
+            if pending.kind == "helpful" and act == "fixed":
+                act = "answer"
             if act == "answer" and reply is None:
                 reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom)
             elif act in ("fixed", "still-broken", "skip"):
@@ -269,6 +279,8 @@ class Reader:
         if short:
             found.append(short)  # type: ignore[arg-type]
         for name, rx in lx.COMMANDS_ANYWHERE.items():
+            if not any(k in norm for k in lx.COMMAND_KEYS[name]):
+                continue
             for m in rx.finditer(norm):
                 if lx.COMMAND_NEGATED.search(norm[max(0, m.start() - 40) : m.start()]):
                     continue
@@ -279,6 +291,8 @@ class Reader:
         return tuple(found), only
 
     def _reply_act(self, kind: str, sig: dict[str, bool], c: Classification, evidence: list[Evidence]) -> str:
+        if sig["still"] and kind in ("helpful", "field", "idp"):
+            return "still-broken"
         if kind == "fixed":
             if sig["fixed"]:
                 return "fixed"
