@@ -140,6 +140,7 @@ class Model:
         self.featurisers: dict[str, Featuriser] = {}
         for name, f in meta["featurisers"].items():
             self.featurisers[name] = Featuriser({k: i for i, k in enumerate(f["vocab"])}, arrays[f"{name}.idf"], f["char_min"], f["char_max"])
+        self._joint: tuple[np.ndarray, np.ndarray, int] | None = None
         self.heads: dict[str, Head] = {}
         for name, h in meta["heads"].items():
             self.heads[name] = Head(h["classes"], arrays[f"{name}.W"], arrays[f"{name}.b"], h["featuriser"], h.get("dense", []), h.get("dense_scale", 1.0))
@@ -167,11 +168,27 @@ class Model:
         return {c: float(x) for c, x in zip(h.classes, p)}
 
     def report(self, norm: str, dense: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
-        """(label probabilities, cause probabilities) of an opening report."""
-        feats = self.features(norm, "report")
-        label = self.proba("label", feats, dense)
-        cause = self.proba("cause", feats, dense) if "cause" in self.heads else {}
-        return label, cause
+        """(label probabilities, cause probabilities) of an opening report: one gather for both heads."""
+        idx, val = self.features(norm, "report")
+        lab, cau = self.heads["label"], self.heads.get("cause")
+        if cau is None:
+            return self.proba("label", (idx, val), dense), {}
+        if self._joint is None:
+            self._joint = (np.hstack([lab.W, cau.W]), np.concatenate([lab.b, cau.b]), len(lab.classes))
+        W, b, k = self._joint
+        z = b.copy()
+        if len(idx):
+            z += val @ W[idx]
+        n_sparse = len(self.featurisers["report"].idf)
+        if lab.dense and dense:
+            d = np.fromiter((dense.get(name, 0.0) for name in lab.dense), dtype=np.float32, count=len(lab.dense))
+            z += (d * lab.dense_scale) @ W[n_sparse : n_sparse + len(lab.dense)]
+        out = []
+        for zz, classes in ((z[:k], lab.classes), (z[k:], cau.classes)):
+            e = np.exp(zz - zz.max())
+            e /= e.sum()
+            out.append({c: float(x) for c, x in zip(classes, e)})
+        return out[0], out[1]
 
     def act(self, norm: str, kind: str | None, prompt_id: str | None, dense: dict[str, float] | None = None) -> dict[str, float]:
         feats = self.features(norm, "reply", prompt_tokens(kind, prompt_id))

@@ -156,7 +156,7 @@ class Reader:
         if not open_checks and pending is None and in_domain:
             # An opening: the checks of the symptom(s) it points at, so a report that already answers one
             # ("we changed the department") is not asked again.
-            sids = [symptom] if symptom else [s.symptom for s in symptoms[:3]]
+            sids = [symptom] if symptom else [s.symptom for s in symptoms[:2]]
             open_checks = tuple(dict.fromkeys(cid for sid in sids if sid in self.bundle.symptoms for cid in self.bundle.symptoms[sid].checks))
         answers = self._open_answers(norm, context, ent, open_checks)
         return Reading(
