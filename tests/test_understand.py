@@ -246,3 +246,28 @@ def test_commands(reader: Reader, text: str, command: str) -> None:
 def test_restart_provisioning_is_not_restart(reader: Reader) -> None:
     r = reader.read("I pressed restart provisioning in Entra and it is still failing", during(FIXED))
     assert "restart" not in r.commands
+
+
+# ---- never raises ----------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SPECS = [None, TEST_CONNECTION, SCOPE_FILTER, FIXED, PromptSpec("field", "account"), PromptSpec("field", "groups"), PromptSpec("idp", "idp"), PromptSpec("helpful")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.text(max_size=300), st.text(alphabet="0123456789#(). -@\n", max_size=40)), spec=st.sampled_from(_SPECS))
+def test_any_text_reads(reader: Reader, text: str, spec) -> None:
+    r = reader.read(text, Context(pending=spec, symptom="initial-provisioning-fails" if spec else None))
+    assert isinstance(r, Reading)
+    assert r.act in ("report", "answer", "question", "complaint", "info", "fixed", "still-broken", "skip", "human", "restart", "aside", "unclear")
+    if r.reply is not None and r.reply.option and spec is not None and spec.options:
+        assert r.reply.option in {o.id for o in spec.options} | {"skip"}
+
+
+@pytest.mark.parametrize("text", ["", "   ", ":sob:", "<@U123>", "\x00\udc80", "a" * 1_000_000, b"\xff\xfe bytes", None])
+def test_degenerate_input(reader: Reader, text) -> None:
+    r = reader.read(text, Context())  # type: ignore[arg-type]
+    assert not r.in_domain and r.symptom is None and r.cause is None
+    assert reader.classify(text)["in_domain"] is False  # type: ignore[arg-type]
