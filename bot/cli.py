@@ -75,6 +75,28 @@ def _check_corpus(bundle) -> int:
     return 0
 
 
+def cmd_kb_train(args: argparse.Namespace) -> int:
+    """Rebuild the reader's model artefact (knowledge/model/) from the corpus: one reproducible command."""
+    try:
+        from bot.understand import train as tr
+    except ImportError as exc:  # scikit-learn is in the bench extra
+        print(f"kb train needs scikit-learn (pip install '.[bench]'): {exc}", file=sys.stderr)
+        return 2
+    import time
+
+    bundle = _load_bundle(_pack_path(args))
+    t0 = time.perf_counter()
+    meta, arrays = tr.train(bundle, tr.Config(thresholds=tr.THRESHOLDS))
+    meta_path, arr_path = tr.save(meta, arrays)
+    size = (meta_path.stat().st_size + arr_path.stat().st_size) / 1024
+    print(
+        f"ok: trained on {meta['trained_on']['reports']} reports and {meta['trained_on']['replies']} replies "
+        f"({', '.join(meta['trained_on']['splits'])}) in {time.perf_counter() - t0:.0f} s; corpus {meta['corpus_hash']}; "
+        f"wrote {meta_path} and {arr_path.name} ({size:.0f} KB)"
+    )
+    return 0
+
+
 def cmd_kb_graph(args: argparse.Namespace) -> int:
     from knowledge.graph import mermaid
 
@@ -163,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="validate a pack; prints file:line: path: problem for each error")
     check.add_argument("path", nargs="?", help="pack manifest (default: the configured pack)")
     check.set_defaults(func=cmd_kb_check)
+    train = kb_sub.add_parser("train", help="rebuild the understanding model (knowledge/model/) from knowledge/corpus/")
+    train.set_defaults(func=cmd_kb_train)
     graph = kb_sub.add_parser("graph", help="print the decision graph as a Mermaid flowchart")
     graph.set_defaults(func=cmd_kb_graph)
 

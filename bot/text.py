@@ -151,3 +151,11 @@ def as_text(text: object) -> str:
         return _as_text(text)
     except Exception:  # noqa: BLE001 - never raises
         return ""
+
+
+def message_forms(text: object) -> tuple[str, str, str]:
+    """The one normalisation of a chat message, after secrets are scrubbed by the caller: (plain text with
+    its line breaks, plain text on one line, lower-cased one line)."""
+    lines = strip_markup(text, lines=True)  # type: ignore[arg-type]
+    plain = lines.replace("\n", " ")
+    return lines, plain, plain.lower()

@@ -73,9 +73,40 @@ def test_idp_kept_as_written(reader: Reader) -> None:
     assert r.entities.idp == "other" and r.entities.idp_named == "JumpCloud"
 
 
-def test_plain_statement_of_a_cause(reader: Reader) -> None:
-    r = reader.read("we're out of licences so the new users are missing in cato", Context())
-    assert r.cause == "insufficient-licenses"
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("we're out of licences", "insufficient-licenses"),
+        ("they have no email in Cato", "missing-attributes"),
+        ("the interns group is a member of the assigned group", "nested-groups"),
+    ],
+)
+def test_plain_statement_of_a_cause_mid_conversation(reader: Reader, text: str, cause: str) -> None:
+    r = reader.read(text, Context(pending=PromptSpec("check", "cma-missing-objects"), symptom="additional-users-missing"))
+    assert r.cause == cause
+    assert any(e.cause == cause and e.via == "statement" for e in r.evidence)
+
+
+def test_plain_statement_in_an_opening(reader: Reader) -> None:
+    r = reader.read("users arrive in Cato but they have no email in Cato", Context())
+    assert r.symptom == "users-not-working" and r.cause == "missing-attributes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "users aren't syncing from entra to cato",
+        "provisioning to cato stopped working",
+        "cato isn't getting our users from okta",
+        "okta users not syncing to cato",
+        "scim sync to cato is broken",
+    ],
+)
+def test_plainly_worded_reports_are_ours(reader: Reader, text: str) -> None:
+    """Issue #12's examples: in the domain (never "not SCIM"); the symptom may be unclear (the picker)."""
+    r = reader.read(text, Context())
+    assert r.in_domain and r.act == "report"
+    assert r.symptoms  # likeliest first, for the picker
 
 
 def test_off_topic(reader: Reader) -> None:
@@ -215,3 +246,28 @@ def test_commands(reader: Reader, text: str, command: str) -> None:
 def test_restart_provisioning_is_not_restart(reader: Reader) -> None:
     r = reader.read("I pressed restart provisioning in Entra and it is still failing", during(FIXED))
     assert "restart" not in r.commands
+
+
+# ---- never raises ----------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SPECS = [None, TEST_CONNECTION, SCOPE_FILTER, FIXED, PromptSpec("field", "account"), PromptSpec("field", "groups"), PromptSpec("idp", "idp"), PromptSpec("helpful")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.text(max_size=300), st.text(alphabet="0123456789#(). -@\n", max_size=40)), spec=st.sampled_from(_SPECS))
+def test_any_text_reads(reader: Reader, text: str, spec) -> None:
+    r = reader.read(text, Context(pending=spec, symptom="initial-provisioning-fails" if spec else None))
+    assert isinstance(r, Reading)
+    assert r.act in ("report", "answer", "question", "complaint", "info", "fixed", "still-broken", "skip", "human", "restart", "aside", "unclear")
+    if r.reply is not None and r.reply.option and spec is not None and spec.options:
+        assert r.reply.option in {o.id for o in spec.options} | {"skip"}
+
+
+@pytest.mark.parametrize("text", ["", "   ", ":sob:", "<@U123>", "\x00\udc80", "a" * 1_000_000, b"\xff\xfe bytes", None])
+def test_degenerate_input(reader: Reader, text) -> None:
+    r = reader.read(text, Context())  # type: ignore[arg-type]
+    assert not r.in_domain and r.symptom is None and r.cause is None
+    assert reader.classify(text)["in_domain"] is False  # type: ignore[arg-type]

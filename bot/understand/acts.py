@@ -29,14 +29,19 @@ def is_question(norm: str) -> bool:
     return bool(lx.QUESTION_ANYWHERE.search(t)) and not t.endswith(".")
 
 
+SIGNAL_CHARS = 400
+
+
 def rule_signals(norm: str, context: Context) -> dict[str, bool]:
+    norm = norm[:SIGNAL_CHARS]
     fixed = _hit(lx.FIXED, norm)
     still = bool(lx.STILL_BROKEN.search(norm))
     if fixed and still:
         # "still nothing" beats "coming in"; "it's working now, nothing still missing" is rare.
         fixed = False
     return {
-        "complaint": bool(lx.COMPLAINT.search(norm)),
+        # An opening is a report whatever it says about earlier attempts; complaints are about the bot's step.
+        "complaint": context.pending is not None and bool(lx.COMPLAINT.search(norm)),
         "question": is_question(norm),
         "fixed": fixed,
         "still": still,

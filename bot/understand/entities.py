@@ -36,6 +36,7 @@ class EntityReader:
         attr.sort(key=lambda x: len(x[0]), reverse=True)
         self._attr_of = dict(attr)
         self._attr_rx = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(v) for v, _ in attr) + r")(?![a-z0-9])")
+        self._attr_words = sorted({v for v, _ in attr})
 
     # ---- IdP ---------------------------------------------------------------------------------------
 
@@ -79,6 +80,9 @@ class EntityReader:
     # ---- the rest ------------------------------------------------------------------------------------
 
     def attribute(self, norm: str) -> str | None:
+        # A substring test first (C speed): most messages name no attribute, and a long alternation is slow.
+        if not any(v in norm for v in self._attr_words):
+            return None
         m = self._attr_rx.search(norm)
         return self._attr_of[m.group(0)] if m else None
 
@@ -110,7 +114,9 @@ _QUOTED_GROUP = re.compile(
     r"\bgroups?\s+(?:called |named |)[\"'“‘`]([^\"'”’`\n]{1,60})[\"'”’`]|[\"'“‘`]([^\"'”’`\n]{1,60})[\"'”’`]\s+(?:security |ad |m365 |)groups?\b",
     re.IGNORECASE,
 )
-_NAMED_GROUP = re.compile(r"\b(?:the\s+)?([A-Za-z0-9][\w.&-]{1,40}(?:\s[A-Za-z0-9][\w.&-]{1,40})?)\s+(?:security\s+|ad\s+|m365\s+|)group\b")
+_GROUP_WORD = re.compile(r"\bgroups?\b", re.IGNORECASE)
+# The one or two words right before "group" (searched in a short window before each "group").
+_BEFORE_GROUP = re.compile(r"([A-Za-z0-9][\w.&-]{0,40}(?:\s[A-Za-z0-9][\w.&-]{0,40})?)\s+(?:security\s+|ad\s+|m365\s+|)$")
 _GROUP_CALLED = re.compile(r"\bgroups?\s+(?:called|named)\s+([A-Za-z0-9][\w.&-]{1,40})", re.IGNORECASE)
 _GROUP_LIST = re.compile(r"\bgroups?\s*(?:are|is|:)\s*([^.?!\n]{1,200})", re.IGNORECASE)
 
@@ -127,11 +133,18 @@ def groups_in(plain: str) -> list[str]:
         if name not in out and len(out) < 30:
             out.append(name)
 
+    if "group" not in plain.lower():
+        return out
     for m in _QUOTED_GROUP.finditer(plain):
         add(m.group(1) or m.group(2))
     for m in _GROUP_CALLED.finditer(plain):
         add(m.group(1))
-    for m in _NAMED_GROUP.finditer(plain):
+    for g in _GROUP_WORD.finditer(plain):
+        if g.group(0).lower() != "group":
+            continue
+        m = _BEFORE_GROUP.search(plain[max(0, g.start() - 90) : g.start()])
+        if not m:
+            continue
         words = m.group(1).split()
         # "the interns group": the last word or two before "group", minus filler ("is a member of the").
         while words and words[0].lower() in lx.GROUP_NOT_NAMES:

@@ -29,12 +29,25 @@ COMMANDS_ANYWHERE: dict[str, re.Pattern[str]] = {
         r"\bescalate (?:this|it|me|to (?:cato )?support|to cato|to a human)\b",
         r"\bhand (?:this|it|me) (?:over )?to (?:cato )?support\b",
         r"\bconnect me (?:to|with) (?:cato )?(?:support|a human|someone)\b",
-        r"\b(?:open|raise|create|file|log|submit) (?:a |the |)(?:support )?(?:ticket|case)\b",
+        r"\b(?:open|raise|create|file|log|submit) (?:a |the |)(?:support |cato |cato support )?(?:ticket|case)\b",
     ),
-    "restart": _rx(r"\bstart (?:over|again|afresh|from scratch)\b", r"\bbegin again\b", r"\b(?:reset|restart) (?:the |this )?(?:conversation|chat)\b"),
+    "restart": _rx(
+        r"\bstart (?:over|again|afresh|from scratch)\b",
+        r"\bbegin again\b",
+        r"\b(?:reset|restart) (?:the |this )?(?:conversation|chat)\b",
+        r"^(?:please |pls |ok |okay |can we |let'?s )?(?:restart|reset)\b(?! (?:the )?(?:provisioning|sync|job|cycle|service|app))",
+    ),
     "ticket": _rx(r"\bshow (?:me )?(?:the |my |our )?(?:draft )?ticket\b", r"\bsee (?:the |my )?(?:draft )?ticket\b"),
     "help": _rx(r"\bwhat can you do\b", r"\bhow do(?:es)? (?:you|this bot) work\b"),
     "cancel": _rx(r"\bcancel (?:this|that|the conversation)\b", r"\bforget (?:it|about it)\b"),
+}
+# Substrings without which a command pattern cannot match (a cheap test before the regular expression).
+COMMAND_KEYS: dict[str, tuple[str, ...]] = {
+    "escalate": ("talk", "speak", "chat", " me ", "real ", "human", "escalat", "hand ", "connect", "ticket", "case", "support", "cato", "someone", "somebody", "person", "engineer"),
+    "restart": ("start", "begin", "reset", "restart"),
+    "ticket": ("ticket",),
+    "help": ("what can you", "how do"),
+    "cancel": ("cancel", "forget"),
 }
 # Words just before a command phrase that turn it into something else ("before I open a case", "I don't
 # want to talk to a human").

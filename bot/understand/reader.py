@@ -14,11 +14,12 @@ works on those strings:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bot.answers import AnswerMatcher
 from bot.classify import Classification, Classifier
 from bot.redact import scrub_secrets
-from bot.text import as_text, strip_markup
+from bot.text import as_text, message_forms
 from bot.understand import lexicon as lx
 from bot.understand.acts import rule_signals
 from bot.understand.entities import EntityReader
@@ -31,16 +32,31 @@ from bot.understand.reading import (
     Reply,
     SymptomScore,
 )
+from bot.understand.corpus import TOPICS
+from bot.understand.model import DEFAULT_THRESHOLDS, Model, cue_features, decide
 from bot.understand.replies import ReplyReader, attribute_option
 from knowledge.schema import Bundle
 
 _NEGATED_SIG = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't|\bdont\b)[^.!?\n]{0,20}$", re.IGNORECASE)
 
 
+_AUTO = object()
+
+
 class Reader:
-    def __init__(self, bundle: Bundle):
+    """`model`: the learned artefact (default: knowledge/model/, loaded once); None reads with the cue
+    scorer alone. `act_mode`: how the act is told — "rules", "model", or "rules+model" (rules where one
+    is sure, the model elsewhere; chosen on dev, see bench/NOTES.md)."""
+
+    def __init__(self, bundle: Bundle, model: Any = _AUTO, act_mode: str = "rules+model"):
         self.bundle = bundle
         self.clf = Classifier(bundle)
+        self.model = Model.load() if model is _AUTO else model
+        self.t = {**DEFAULT_THRESHOLDS, **(self.model.thresholds if self.model else {})}
+        self.act_mode = act_mode if self.model else "rules"
+        self._symptom_ids = [s.id for s in bundle.pack.symptoms]
+        pack_topics = getattr(bundle.pack, "topics", None)
+        self._topic_ids = [t.id for t in pack_topics] if pack_topics else list(TOPICS)
         self.matcher = AnswerMatcher(bundle)
         self.entities = EntityReader(bundle)
         self.replies = ReplyReader(bundle)
@@ -53,26 +69,42 @@ class Reader:
 
     def read(self, text: str, context: Context | None = None) -> Reading:
         context = context or Context()
-        lines_plain = strip_markup(scrub_secrets(as_text(text)), lines=True)
-        plain = lines_plain.replace("\n", " ")
-        norm = plain.lower()
+        lines_plain, plain, norm = message_forms(scrub_secrets(as_text(text)))
         if not norm:
             return Reading(text="", in_domain=False, domain_score=0.0, act="unclear")
 
         c = self.clf.classify_plain(plain)
         ent = self.entities.read(norm, plain, lines_plain)
-        evidence = self._evidence(c, plain, context)
         commands, command_only = self._commands(norm)
-        sig = rule_signals(norm, context)
+        sig = rule_signals(norm, context)  # on the message's first lines: replies are short, reports say it early
         pending = context.pending
 
-        in_domain, symptoms, symptom = self._domain(c, context)
+        topic = None
+        confident = False
+        cause_p: dict[str, float] = {}
+        if self.model is not None:
+            label, cause_p = self.model.report(norm, cue_features(c, len(norm.split())))
+            d = decide(label, self._symptom_ids, self._topic_ids, self.t)
+            in_domain, symptom, topic, confident = d.in_domain, d.symptom, d.topic, d.confident
+            symptoms = tuple(SymptomScore(s, round(p, 4)) for s, p in d.symptoms if p >= 0.0005)
+            domain_score = round(1.0 - d.p_off, 4)
+        else:
+            in_domain, symptoms, symptom = self._domain(c, context)
+            confident = bool(c.in_domain and self.clf.ambient_ok(c))
+            domain_score = c.domain_score
+        evidence = self._evidence(c, plain, context, cause_p if in_domain or context.symptom else {})
 
         # ---- the act, and the reply to the pending prompt
         reply: Reply | None = None
         act = "unclear"
+        act_conf = 0.9
+        sure = True  # a rule that is sure of itself (a command, a complaint, a question, ...)
+        fallback = False  # the rules found nothing and guessed from the domain
         if command_only:
             act = "human" if "escalate" in commands else "restart" if "restart" in commands else "unclear"
+        elif pending is not None and ("escalate" in commands or "restart" in commands):
+            # "Can you just raise it with Cato support for me?": a command inside a reply is the act.
+            act = "human" if "escalate" in commands else "restart"
         elif sig["complaint"]:
             act = "complaint"
         elif pending is None:
@@ -87,19 +119,36 @@ class Reader:
         else:
             act = self._reply_act(pending.kind, sig, c, evidence)
             if act == "pending":
-                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom or (c.clarify[0] if c.clarify else None))
+                sure = False
+                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom)
                 if reply is not None and (reply.option or reply.value or reply.maybe):
                     act = "answer"
+                    sure = reply.via in ("choice", "number", "label") or (reply.option is not None and len(norm.split()) <= 3)
                 elif sig["still"]:
                     act = "still-broken"
-                elif evidence or c.in_domain:
-                    act = "info"
-                elif commands:
-                    act = "human" if "escalate" in commands else "unclear"
                 else:
-                    act = "aside" if len(norm.split()) >= 3 else "unclear"
+                    fallback = True
+                    if evidence or in_domain:
+                        act = "info"
+                    elif commands:
+                        act = "human" if "escalate" in commands else "unclear"
+                    else:
+                        act = "aside" if len(norm.split()) >= 3 else "unclear"
+            if self.act_mode != "rules" and self.model is not None:
+                p = self.model.act(norm, pending.kind, pending.id)
+                m_act = max(p, key=p.__getitem__)
+                # The model decides where no rule is sure: always where the rules only fell back, else when
+                # it is sure itself.
+                if self.act_mode == "model" or (not sure and (fallback or p[m_act] >= self.t["act"])):
+                    act, act_conf = m_act, p[m_act]
+            if pending.kind == "helpful" and act == "fixed":
+                act = "answer"
+            if act == "answer" and reply is None:
+                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom)
             elif act in ("fixed", "still-broken", "skip"):
                 reply = self.replies.read(pending, norm, lines_plain, ent, act, None)
+            elif act != "answer":
+                reply = None
         if act == "human" and "escalate" not in commands:
             commands = ("escalate", *commands)
 
@@ -107,24 +156,24 @@ class Reader:
         if not open_checks and pending is None and in_domain:
             # An opening: the checks of the symptom(s) it points at, so a report that already answers one
             # ("we changed the department") is not asked again.
-            sids = [symptom] if symptom else [s.symptom for s in symptoms[:3]]
+            sids = [symptom] if symptom else [s.symptom for s in symptoms[:2]]
             open_checks = tuple(dict.fromkeys(cid for sid in sids if sid in self.bundle.symptoms for cid in self.bundle.symptoms[sid].checks))
         answers = self._open_answers(norm, context, ent, open_checks)
         return Reading(
             text=plain,
             in_domain=in_domain,
-            domain_score=c.domain_score,
+            domain_score=domain_score,
             symptoms=symptoms,
             symptom=symptom,
-            topic=None,
-            confident=bool(c.in_domain and self.clf.ambient_ok(c)),
+            topic=topic,
+            confident=confident,
             evidence=tuple(evidence),
             answers=answers,
             reply=reply,
             entities=ent,
             commands=commands,
             act=act,  # type: ignore[arg-type]
-            act_confidence=0.9 if act not in ("unclear",) else 0.0,
+            act_confidence=round(act_conf, 3) if act != "unclear" else 0.0,
         )
 
     def classify(self, text: str) -> dict:
@@ -190,12 +239,23 @@ class Reader:
                 symptoms = tuple(x for x in symptoms if x.symptom in offer)
         return in_domain, symptoms, symptom
 
-    def _evidence(self, c: Classification, plain: str, context: Context) -> list[Evidence]:
+    def _evidence(self, c: Classification, plain: str, context: Context, cause_p: dict[str, float]) -> list[Evidence]:
         out: list[Evidence] = []
         sig = c.pasted
         if sig is not None and not _negated(plain, sig.text):
             out.append(Evidence(cause=sig.cause, topic=None, via="signature", matched=sig.text, source=sig.source))
         pinned = {e.cause for e in out}
+        if self.model is not None:
+            # The learned cause head: plain statements of a cause's evidence, however they are phrased.
+            if cause_p:
+                best = max(cause_p, key=cause_p.__getitem__)
+                if best != "none" and cause_p[best] >= self.t["cause"] and not pinned:
+                    phrase = next((p for label, p, _ in c.evidence if label == "cause " + best), "")
+                    out.append(Evidence(cause=best, topic=None, via="statement", matched=phrase))
+            for cid in c.ruled_out:
+                if cid not in {e.cause for e in out}:
+                    out.append(Evidence(cause=cid, topic=None, via="statement", matched="", rules_out=True))
+            return out
         cause = c.cause
         if cause is None and c.cause_scores:
             # Mid-conversation statements ("btw the interns group is nested"): strong, leading evidence for a
@@ -219,6 +279,8 @@ class Reader:
         if short:
             found.append(short)  # type: ignore[arg-type]
         for name, rx in lx.COMMANDS_ANYWHERE.items():
+            if not any(k in norm for k in lx.COMMAND_KEYS[name]):
+                continue
             for m in rx.finditer(norm):
                 if lx.COMMAND_NEGATED.search(norm[max(0, m.start() - 40) : m.start()]):
                     continue
@@ -229,6 +291,8 @@ class Reader:
         return tuple(found), only
 
     def _reply_act(self, kind: str, sig: dict[str, bool], c: Classification, evidence: list[Evidence]) -> str:
+        if sig["still"] and kind in ("helpful", "field", "idp"):
+            return "still-broken"
         if kind == "fixed":
             if sig["fixed"]:
                 return "fixed"

@@ -23,6 +23,12 @@ _ORDINALS = {
 _NUMBER_REPLY = re.compile(
     r"^(?:(?:the|option|number|no\.?|choice|answer|#|nr\.?|pick|i pick|i choose)\s*)*[#(]?\s*(\d{1,2}|[a-z0-9]+)\s*[).:]?\s*(?:one|option|please|pls|then)?[.!]?$"
 )
+# "I can't check": the step cannot be done, so the answer is "not sure" (multi-word, so they count anywhere).
+UNSURE_MORE = [
+    "can't see", "cannot see", "can't access", "cannot access", "no access", "don't have access", "dont have access",
+    "do not have access", "don't have the rights", "no permission", "no permissions", "not allowed to",
+    "haven't checked", "have not checked", "didn't check", "no clue", "not a clue",
+]
 _YES_NO_OPTIONS = (Option("yes", "Yes", "yes"), Option("no", "No", "no"))
 
 
@@ -37,7 +43,8 @@ class ReplyReader:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         lex = bundle.lexicon
-        self.kind_words = {"yes": _Phrases(lex.yes), "no": _Phrases(lex.no), "unsure": _Phrases([u for u in lex.unsure if "?" not in u and not u.startswith("where")])}
+        unsure = [u for u in lex.unsure if "?" not in u and not u.startswith("where")] + UNSURE_MORE
+        self.kind_words = {"yes": _Phrases(lex.yes), "no": _Phrases(lex.no), "unsure": _Phrases(unsure)}
         self._phrases: dict[tuple, _Phrases] = {}
 
     # ---- options ---------------------------------------------------------------------------------
