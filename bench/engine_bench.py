@@ -114,6 +114,10 @@ async def play_case(engine: Engine, case: dict, latencies: list[float], foreign:
             await send(choice="confirm:no")
             continue
         if state.phase in ("off-topic", "triage") or (pending and pending.kind == "clarify"):
+            # The admin can only pick what the menu shows; a topic is not on it.
+            offered = state.clarify if pending else [f.id for f in kb.pack.symptoms]
+            if true_flow(kb, case) not in offered:
+                break
             picked = True
             await send(choice=true_flow(kb, case))
             continue

@@ -96,7 +96,9 @@ class State(BaseModel):
     looked: list[str] = Field(default_factory=list)
     cause: str | None = None
     cause_confirmed: bool = False
-    tried: list[str] = Field(default_factory=list)  # causes whose resolution did not fix it
+    tried: list[str] = Field(default_factory=list)
+    # The other symptoms were offered once, after every cause of the first was ruled out or tried.
+    repicked: bool = False  # causes whose resolution did not fix it
     questions: int = 0  # check questions asked
     questions_to_cause: int | None = None
 

@@ -591,6 +591,7 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "field-explain": ["field"],
         "field-required": ["field"],
         "aside": [],
+        "other-symptom": [],
         "new-problem": [],
         "confirm-yes": [],
         "confirm-no": [],

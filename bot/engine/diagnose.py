@@ -95,8 +95,9 @@ class Diagnosis:
         if ev.cause is None:
             return None
         entry = self.d.kb.errors.get(ev.error or "")
-        if s.idp is None and entry is not None and entry.idp in self.d.kb.idps:
-            s.idp = entry.idp  # an error only one IdP's console shows names the IdP
+        if s.idp in (None, self.d.kb.generic_idp) and entry is not None and entry.idp in self.d.kb.idps:
+            # An error only one IdP's console shows names the IdP, more surely than a vague "custom app".
+            s.idp = entry.idp
         target = self.confirming.get((s.flow or "", ev.cause))
         if ev.rules_out:
             return None  # statements against a cause arrive as check answers (Reading.answers)
@@ -223,7 +224,23 @@ class Diagnosis:
             only = s.topic is not None and len(self.d.kb.flows[s.topic].causes) == 1
             self.conclude(ctx, remaining[0], confirmed=only)
             return
+        if self.offer_other_flows(ctx):
+            return
         self.d.handoff.escalate(ctx, "escalate-no-cause", self.d.words.say("ticket.why-no-cause", s.idp))
+
+    def offer_other_flows(self, ctx: Ctx) -> bool:
+        """Every cause of this symptom is ruled out or tried: the report may have named the wrong symptom
+        (admins often describe what they expected rather than what they see). Offer the others once,
+        keeping every finding; the checks are shared, so none is asked twice."""
+        s = ctx.state
+        if s.repicked or s.flow is None:
+            return False
+        s.repicked = True
+        others = [f for f in self.d.kb.symptoms if f != s.flow]
+        ctx.add(Reply(kind="info", text=self.d.words.say("other-symptom", s.idp)))
+        s.cause = None
+        self.d.prompts.clarify.ask(ctx, others)
+        return True
 
     def conclude(self, ctx: Ctx, cause_id: str, confirmed: bool, announce: bool = True) -> None:
         s = ctx.state
@@ -274,7 +291,7 @@ class Diagnosis:
         if any(wt > 0 for wt in weights.values()):
             ctx.add(Reply(kind="info", text=self.d.words.say("next-cause", s.idp)))
             self.advance(ctx)
-        else:
+        elif not self.offer_other_flows(ctx):
             self.d.handoff.escalate(ctx, "escalate-not-fixed", self.d.words.say("ticket.why-not-fixed", s.idp, tried=self.tried_titles(s)))
 
     def tried_titles(self, s: State) -> str:

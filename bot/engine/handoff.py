@@ -147,7 +147,10 @@ class Handoff:
             if s.phase == "closed" and s.outcome == "escalated":
                 self.show_ticket(ctx)
                 return
-            self.escalate(ctx, "escalate-asked", w.say("ticket.why-asked", s.idp, step=self._where(s)))
+            reason = w.say("ticket.why-asked", s.idp, step=self._where(s))
+            if s.tried:
+                reason = f"{w.say('ticket.why-not-fixed', s.idp, tried=self.d.diagnosis.tried_titles(s))} {reason}"
+            self.escalate(ctx, "escalate-asked", reason)
         elif name == "ticket":
             self.show_ticket(ctx)
             if s.pending and s.phase != "closed":
