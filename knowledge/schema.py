@@ -592,6 +592,7 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "field-required": ["field"],
         "aside": [],
         "other-symptom": [],
+        "where-console": ["console"],
         "new-problem": [],
         "confirm-yes": [],
         "confirm-no": [],

@@ -81,7 +81,8 @@ class CheckPrompt(Prompt):
         texts = (check.title, check.ask, check.path, check.look_for, check.quote, *(a.label for a in check.answers))
         return s.idp is None and w.idp_specific(*texts)
 
-    def ask(self, ctx: Ctx, check: Check, reask: str | None = None) -> None:
+    def ask(self, ctx: Ctx, check: Check, reask: str | None = None, compact: bool = False) -> None:
+        """`compact`: the question and its answers only (just after the step was explained in full)."""
         s = ctx.state
         s.phase = "checking"
         if self.needs_idp(s, check):
@@ -93,7 +94,7 @@ class CheckPrompt(Prompt):
         w, idp = self.d.words, s.idp
         text = w.word(check.ask, idp)
         look_for = w.word(check.look_for, idp)
-        if look_for:
+        if look_for and not compact:
             text += "\n" + look_for
         if reask:
             text = f"{reask} {text}"
@@ -102,7 +103,7 @@ class CheckPrompt(Prompt):
                 kind="question",
                 title=w.check_title(check, idp),
                 text=text,
-                path=w.word(check.path, idp) or None,
+                path=None if compact else w.word(check.path, idp) or None,
                 quote=w.word(check.quote, idp) or None,
                 choices=[Choice(id=f"{check.id}:{a.id}", label=w.answer_label(a, idp)) for a in check.answers],
             )
@@ -143,14 +144,15 @@ class CheckPrompt(Prompt):
         check = self._check(s)
         w = self.d.words
         parts = [w.say("re-explain", s.idp, title=w.check_title(check, s.idp))]
-        path = w.word(check.path, s.idp)
-        if path:
-            parts.append(w.say("path", s.idp, path=path))
+        idp = self.d.kb.idps.get(s.idp or "") if check.where == "idp" else None
+        if idp is not None:
+            parts.append(w.say("where-console", s.idp, console=w.word(idp.console, s.idp)))
         look_for = w.word(check.look_for, s.idp)
         if look_for:
             parts.append(w.say("look-for", s.idp, text=look_for))
-        ctx.add(Reply(kind="info", text="\n".join(parts)))
-        self.again(ctx)
+        # The path goes in its own field, so every renderer shows it as a path.
+        ctx.add(Reply(kind="info", text="\n".join(parts), path=w.word(check.path, s.idp) or None))
+        self.ask(ctx, check, compact=True)
 
     def reask(self, ctx: Ctx, why: str) -> None:
         s = ctx.state
