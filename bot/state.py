@@ -47,8 +47,8 @@ class Then(BaseModel):
 class Pending(BaseModel):
     """What the bot is waiting for: one prompt kind of bot/engine/prompts.py."""
 
-    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify", "confirm"]
-    id: str | None = None  # check id / field id; for "confirm", the kind of prompt being confirmed
+    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify", "confirm", "switch"]
+    id: str | None = None  # check id / field id; for "switch", the flow offered
     reasks: int = 0
     then: Then | None = None
     # "confirm": the option ids the last reply might have meant ("Do you mean: …?"), and the prompt they

@@ -166,7 +166,7 @@ def engine_kit(bundle):
     # The ask-back ("Do you mean: …?"): yes / no, or one of the options of the question it stands for.
     valid |= {"confirm:yes", "confirm:no"} | {f"confirm:{a.id}" for c in bundle.pack.checks for a in c.answers}
     valid |= {f"confirm:{i.id}" for i in bundle.pack.idps} | {f"confirm:{f}" for f in bundle.flows}
-    valid |= set(bundle.topics)
+    valid |= set(bundle.topics) | {"switch:yes", "switch:no"}
     yield loop, engine, store, sorted(valid)
     loop.close()
 
@@ -226,11 +226,13 @@ def test_engine_survives_any_sequence_of_texts_and_choices(engine_kit, ids, data
             assert turn.probing == ids.check_tests[state.pending.id]
         # An ask-back ("Do you mean …?") stands in for the question it asks about.
         pending = state.pending.of if state.pending and state.pending.kind == "confirm" else state.pending
+        if pending is not None and pending.kind == "switch" and pending.of is not None:
+            pending = pending.of if pending.of.kind != "confirm" else pending.of.of
         if state.phase == "checking":
             assert state.flow in ids.flows
-            assert pending is not None and pending.kind in ("check", "idp", "field")
+            assert pending is not None and pending.kind in ("check", "idp", "field", "switch")
         if state.phase == "resolving":
-            assert state.cause in ids.causes and pending and pending.kind == "fixed"
+            assert state.cause in ids.causes and pending and pending.kind in ("fixed", "switch")
         if state.phase == "escalating":
             assert pending is not None and pending.kind in ("field", "idp")
         assert state.cause is None or state.cause in ids.causes

@@ -20,7 +20,7 @@ from typing import Protocol
 from bot.engine.context import Ctx, clip
 from bot.engine.diagnose import Diagnosis
 from bot.engine.handoff import Handoff
-from bot.engine.prompts import Prompts
+from bot.engine.choices import Prompts
 from bot.engine.words import Words
 from bot.events import Choice, Incoming, Phase, Reply, Turn
 from bot.redact import pseudonymise, scrub_secrets
@@ -111,7 +111,7 @@ class Dialogue:
             prompt.explain(ctx)
         elif r.act == "fixed" and s.flow and s.phase in ("checking", "resolving"):
             self.handoff.resolved(ctx)
-        elif r.act == "still-broken" and s.phase == "resolving":
+        elif r.act == "still-broken" and s.phase == "resolving" and not self._new_problem(s, r):
             self.diagnosis.not_fixed(ctx)
         elif s.pending and s.pending.kind == "feedback":
             self.restart(ctx, r)  # anything else after the end is a new problem report
@@ -121,11 +121,15 @@ class Dialogue:
                 s.pending.reasks += 1
             ctx.add(Reply(kind="info", text=self.words.say("aside", s.idp)))
             prompt.again(ctx)
-        elif r.act == "report" and r.in_domain and (r.symptom or r.topic) and (r.topic or r.symptom) != s.flow:
-            ctx.add(Reply(kind="info", text=self.words.say("new-problem", s.idp)))
-            prompt.again(ctx)
+        elif self._new_problem(s, r):
+            self.prompts.switch.ask(ctx, r.topic or r.symptom or "")
         else:
             prompt.reask(ctx, self.words.say("reask-answer", s.idp))
+
+    def _new_problem(self, s: State, r: Reading) -> bool:
+        """A message that clearly describes another problem than the one being walked."""
+        flow = r.topic or r.symptom
+        return bool(r.in_domain and flow and flow in self.kb.flows and flow != s.flow and s.pending and s.pending.kind != "switch")
 
     def _idp_corrected(self, known: str | None, r: Reading) -> bool:
         return bool(r.entities.idp and known and r.entities.idp != known and r.act in ("info", "complaint"))

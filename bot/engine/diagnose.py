@@ -237,9 +237,8 @@ class Diagnosis:
             return False
         s.repicked = True
         others = [f for f in self.d.kb.symptoms if f != s.flow]
-        ctx.add(Reply(kind="info", text=self.d.words.say("other-symptom", s.idp)))
         s.cause = None
-        self.d.prompts.clarify.ask(ctx, others)
+        self.d.prompts.clarify.ask(ctx, others, text="other-symptom")
         return True
 
     def conclude(self, ctx: Ctx, cause_id: str, confirmed: bool, announce: bool = True) -> None:
