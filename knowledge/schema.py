@@ -596,6 +596,7 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "switch-ask": ["title"],
         "switch-yes": [],
         "switch-no": [],
+        "none-of-these": [],
         "confirm-yes": [],
         "confirm-no": [],
         "confirm-none": [],

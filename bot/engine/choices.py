@@ -80,12 +80,14 @@ class ClarifyPrompt(Prompt):
         w = self.d.words
         question = w.say(text or ("clarify-unsure" if unsure else "clarify"), s.idp)
         choices = [Choice(id=sid, label=w.word(self.d.kb.flows[sid].title, s.idp)) for sid in options]
+        # In the domain but none of these: a person is always one click away.
+        choices.append(Choice(id="cmd:escalate", label=w.say("none-of-these", s.idp)))
         ctx.add(Reply(kind="clarify", text=question, choices=choices))
 
     def spec(self, s: State) -> PromptSpec:
         w = self.d.words
         options = tuple(Option(id=sid, label=w.word(self.d.kb.flows[sid].title, s.idp)) for sid in s.clarify if sid in self.d.kb.flows)
-        return PromptSpec(kind="clarify", options=options)
+        return PromptSpec(kind="clarify", options=(*options, Option(id="escalate", label=w.say("none-of-these", s.idp))))
 
     def again(self, ctx: Ctx) -> None:
         self.ask(ctx, ctx.state.clarify, text="other-symptom" if ctx.state.repicked else None)
@@ -112,6 +114,9 @@ class ClarifyPrompt(Prompt):
         return False
 
     def take(self, ctx: Ctx, option: str, said: str | None) -> None:
+        if option == "escalate":
+            self.d.handoff.command(ctx, "escalate")
+            return
         ctx.state.pending = None
         self.d.diagnosis.start(ctx, option, ctx.reading if said else None)
 
