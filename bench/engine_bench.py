@@ -3,9 +3,11 @@
     python -m bench.engine_bench [--cases FILE ...] [--stores sqlite,redis] [--rounds 3]
 
 Each case is an admin's opening message with the true symptom (or topic beyond the playbook) and cause.
-Two case files: tests/data/engine_cases.jsonl (91 cases, written with the first pack) and
+Three case files: tests/data/engine_cases.jsonl (91 cases, written with the first pack);
 tests/data/engine_cases_v2.jsonl (170 cases by an independent writer who saw only the playbook and the
-expert review: at least 35 for each IdP, 5 per topic, and admins who name the wrong symptom). A simulated
+expert review: at least 35 for each IdP, 5 per topic, and 64 admins who name a symptom whose causes do not
+include the true one — a stress set for reading); tests/data/engine_cases_v3.jsonl (180 cases by another
+independent writer, each flow with causes it really has, for every IdP: the set the targets are judged on). A simulated
 admin (bench/oracle.py) answers every check truthfully by button, picks a symptom whose causes include the
 true one when the bot asks which, and names the case's IdP when asked. Reported:
 - mean questions-to-cause (check questions asked before the engine named a cause), overall and split by
@@ -38,7 +40,7 @@ from knowledge.loader import load_pack
 from knowledge.schema import Bundle
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-DEFAULT_CASES = (DATA / "engine_cases.jsonl", DATA / "engine_cases_v2.jsonl")
+DEFAULT_CASES = (DATA / "engine_cases.jsonl", DATA / "engine_cases_v2.jsonl", DATA / "engine_cases_v3.jsonl")
 
 
 def load_cases(path: Path) -> list[dict]:
