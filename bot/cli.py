@@ -33,13 +33,18 @@ def _pack_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_kb_check(args: argparse.Namespace) -> int:
+    """Load the pack with every check the engine relies on (schema, graph, per-IdP wording and console
+    ownership, message placeholders); any problem is printed as file:line: path: message."""
     bundle = _load_bundle(args.path or _pack_path(args))
     p = bundle.pack
     answers = sum(len(c.answers) for c in p.checks)
-    sigs = sum(len(c.signatures) for c in p.causes)
+    matches = sum(len(e.match) for e in p.errors)
+    designed = sum(1 for c in p.causes if c.as_designed)
     print(
-        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.checks)} checks ({answers} answers), "
-        f"{len(p.causes)} causes ({sigs} signatures), {len(p.idps)} IdPs, "
+        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.topics)} topics, {len(p.checks)} checks "
+        f"({answers} answers), {len(p.causes)} causes ({designed} as designed), {len(p.errors)} errors "
+        f"({matches} strings), {len(bundle.messages.messages)} messages, {len(p.idps)} IdPs "
+        f"({', '.join(i.id for i in p.idps)}), "
         f"{sum(len(m.examples) for m in bundle.classifier.symptoms.values())} classifier examples"
     )
     return _check_corpus(bundle)
@@ -158,6 +163,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return print_config()
 
 
+def cmd_graph_check(args: argparse.Namespace) -> int:
+    from bot.graph.check import run_graph_check
+
+    return run_graph_check(args)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from bot.stats import run_stats
 
@@ -199,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.set_defaults(func=cmd_config)
+
+    graph_cmd = sub.add_parser("graph", help="the optional Microsoft Graph connection (SCIM_HELP_GRAPH_*)")
+    graph_sub = graph_cmd.add_subparsers(dest="graph_command", required=True)
+    gcheck = graph_sub.add_parser("check", help="verify the connection and each permission; print what is missing")
+    gcheck.add_argument("--upn", help="a user to test the per-user reads with (default: one the app is assigned to)")
+    gcheck.set_defaults(func=cmd_graph_check)
 
     stats = sub.add_parser("stats", help="outcomes per symptom and cause, read from the store")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
