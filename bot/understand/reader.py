@@ -23,6 +23,7 @@ from bot.text import as_text, message_forms
 from bot.understand import lexicon as lx
 from bot.understand.acts import rule_signals
 from bot.understand.entities import EntityReader
+from bot.understand.errors import ErrorCatalogue
 from bot.understand.reading import (
     CheckAnswer,
     Command,
@@ -59,6 +60,7 @@ class Reader:
         self._topic_ids = [t.id for t in pack_topics] if pack_topics else list(TOPICS)
         self.matcher = AnswerMatcher(bundle)
         self.entities = EntityReader(bundle)
+        self.errors = ErrorCatalogue(bundle)
         self.replies = ReplyReader(bundle)
         self._sym_causes = {s.id: {w.cause for w in s.causes} for s in bundle.pack.symptoms}
         self._cause_min = self.clf.t["cause-min"]
@@ -93,6 +95,12 @@ class Reader:
             confident = bool(c.in_domain and self.clf.ambient_ok(c))
             domain_score = c.domain_score
         evidence = self._evidence(c, plain, context, cause_p if in_domain or context.symptom else {})
+        pasted = [e for e in evidence if e.via != "statement" and not e.rules_out]
+        if pasted:
+            # A catalogue error pasted is SCIM into Cato, whatever the words around it.
+            in_domain = True
+            if symptom is None and topic is None and pasted[0].topic:
+                topic = pasted[0].topic
 
         # ---- the act, and the reply to the pending prompt
         reply: Reply | None = None
@@ -241,10 +249,16 @@ class Reader:
 
     def _evidence(self, c: Classification, plain: str, context: Context, cause_p: dict[str, float]) -> list[Evidence]:
         out: list[Evidence] = []
-        sig = c.pasted
-        if sig is not None and not _negated(plain, sig.text):
-            out.append(Evidence(cause=sig.cause, topic=None, via="signature", matched=sig.text, source=sig.source))
-        pinned = {e.cause for e in out}
+        for hit in self.errors.find(plain):
+            if _negated(plain, hit.text):
+                continue
+            out.append(
+                Evidence(
+                    cause=hit.cause, topic=hit.topic, via="error-code" if hit.exact else "signature",
+                    matched=hit.text, source=hit.source, error=hit.id,
+                )
+            )
+        pinned = {e.cause for e in out if e.cause}
         if self.model is not None:
             # The learned cause head: plain statements of a cause's evidence, however they are phrased.
             if cause_p:
