@@ -585,7 +585,6 @@ MESSAGE_SLOTS: dict[str, frozenset[str]] = {
         "ticket.attach": [],
         "ticket.transcript": [],
         # feedback
-        "evidence-statement": ["title"],
         "explain-generic": [],
         "idp-explain": [],
         "field-explain": ["field"],

@@ -68,7 +68,12 @@ class Diagnosis:
         if flow is None:
             return []
         noted: list[str] = []
+        # A pasted error first: it is exact. Then what the message answers in so many words; a cause
+        # read from a plain statement last, and only when no answer in the same message rules it out
+        # ("test connection succeeds, credentials are fine" is not a credentials problem).
         for ev in r.evidence:
+            if ev.via == "statement":
+                continue
             note = self._take_evidence(ctx, ev)
             if note and announce_errors:
                 ctx.add(Reply(kind="info", text=note))
@@ -85,6 +90,13 @@ class Diagnosis:
                 confirmed.add(answer.confirms)
             self.record(s, self.d.kb.checks[ca.check], answer, "report", None)
             noted.append(_lower_first(self.d.words.finding(answer, s.idp)).rstrip("."))
+        ruled_out = {c for f in s.findings for c in (self.d.kb.answer(f.check, f.answer) or _NO_ANSWER).rules_out}
+        for ev in r.evidence:
+            if ev.via != "statement" or ev.cause in ruled_out:
+                continue
+            note = self._take_evidence(ctx, ev)
+            if note:
+                noted.append(_lower_first(note).rstrip("."))
         if noted:
             ctx.add(Reply(kind="info", text=self.d.words.say("already-known", s.idp, findings="; ".join(noted))))
         return noted
@@ -114,7 +126,7 @@ class Diagnosis:
         else:
             return None
         if ev.via == "statement":
-            return w.say("evidence-statement", s.idp, title=w.cause_title(self.d.kb.causes[ev.cause], s.idp))
+            return w.cause_title(self.d.kb.causes[ev.cause], s.idp)  # listed with what the message told
         return w.say("error-recognised", s.idp, source=ev.source or "", text=clip(ev.matched, 90))
 
     # ---- findings and weights --------------------------------------------------------------------
@@ -310,6 +322,13 @@ class Diagnosis:
             self.advance(ctx)
         else:
             self.d.prompts.repeat(ctx)
+
+
+class _NoAnswer:
+    rules_out: list[str] = []
+
+
+_NO_ANSWER = _NoAnswer()
 
 
 def _lower_first(text: str) -> str:
