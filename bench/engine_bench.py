@@ -7,7 +7,10 @@ Three case files: tests/data/engine_cases.jsonl (91 cases, written with the firs
 tests/data/engine_cases_v2.jsonl (170 cases by an independent writer who saw only the playbook and the
 expert review: at least 35 for each IdP, 5 per topic, and 64 admins who name a symptom whose causes do not
 include the true one — a stress set for reading); tests/data/engine_cases_v3.jsonl (180 cases by another
-independent writer, each flow with causes it really has, for every IdP: the set the targets are judged on). A simulated
+independent writer, each flow with causes it really has, for every IdP; its failures were read while the
+engine was developed, so it is a development set); tests/data/engine_cases_v4.jsonl (160 cases by a fourth
+writer with the same brief, written afterwards and never looked into: the held-out set the targets are
+judged on). A simulated
 admin (bench/oracle.py) answers every check truthfully by button, picks a symptom whose causes include the
 true one when the bot asks which, and names the case's IdP when asked. Reported:
 - mean questions-to-cause (check questions asked before the engine named a cause), overall and split by
@@ -40,7 +43,7 @@ from knowledge.loader import load_pack
 from knowledge.schema import Bundle
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-DEFAULT_CASES = (DATA / "engine_cases.jsonl", DATA / "engine_cases_v2.jsonl", DATA / "engine_cases_v3.jsonl")
+DEFAULT_CASES = tuple(DATA / f"engine_cases{v}.jsonl" for v in ("", "_v2", "_v3", "_v4"))
 
 
 def load_cases(path: Path) -> list[dict]:
