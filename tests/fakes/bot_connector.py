@@ -42,6 +42,11 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
     @property
+    def reply_to(self) -> str | None:
+        """The activity this one answers: in the URL (botbuilder's reply route) or as `replyToId`."""
+        return self.activity_id or self.body.get("replyToId")
+
+    @property
     def attachments(self) -> list[dict]:
         return self.body.get("attachments") or []
 

@@ -105,8 +105,12 @@ class SigningKeys:
         self.fetched_at = time.monotonic()
         log.info("teams: Bot Framework signing keys refreshed (%d keys)", len(keys))
 
-    async def run_periodic(self) -> None:
-        """At start-up and every REFRESH_EVERY seconds (a task the endpoint starts and cancels)."""
+    def start(self) -> None:
+        """Fetch now and every REFRESH_EVERY seconds, in the background, until `close`."""
+        if self._periodic is None or self._periodic.done():
+            self._periodic = asyncio.get_running_loop().create_task(self._run_periodic(), name="teams-keys-refresh")
+
+    async def _run_periodic(self) -> None:
         while True:
             self._last_attempt = float("-inf")
             task = self.refresh_soon()

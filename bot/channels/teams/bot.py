@@ -59,6 +59,11 @@ class Delivery:
         return value if isinstance(value, str) else None
 
     @property
+    def activity_id(self) -> str | None:
+        value = self.activity.get("id")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def raw_conversation(self) -> str:
         return act.raw_conversation_id(self.activity) or ""
 
@@ -121,7 +126,7 @@ class TeamsBot:
         else:
             text = "Sorry — something went wrong on my side. Please try again, or say start over."
         try:
-            await self.connector.send(turn.service_url, turn.raw_conversation, message(text=text, reply_to=activity))
+            await self.connector.send(turn.service_url, turn.raw_conversation, message(text=text, incoming=activity), reply_to=turn.activity_id)
         except Exception as exc:
             log.error("teams: could not send the error notice (%s)", type(exc).__name__, extra=act.log_extra(activity))
 
@@ -203,7 +208,7 @@ class TeamsBot:
             updated = cards.mark_answered(json.loads(raw), choice)
             if updated is None:
                 return
-            update = message(cards.attachment(updated), reply_to=turn.activity)
+            update = message(cards.attachment(updated), incoming=turn.activity)
             await self.connector.update(turn.service_url, turn.raw_conversation, reply_to, update)
             await self.store.save(key, json.dumps(updated), self.ttl)
         except StoreUnavailable:
@@ -217,10 +222,10 @@ class TeamsBot:
         activity = turn.activity
         if turn.channel_id not in CARD_CHANNELS:
             for text in cards.render_texts(replies, support_url=self.support_url):
-                await self.connector.send(turn.service_url, turn.raw_conversation, message(text=text, reply_to=activity))
+                await self.connector.send(turn.service_url, turn.raw_conversation, message(text=text, incoming=activity), reply_to=turn.activity_id)
             return
         for attachment in cards.render_replies(replies, support_url=self.support_url):
-            sent = await self.connector.send(turn.service_url, turn.raw_conversation, message(attachment, reply_to=activity))
+            sent = await self.connector.send(turn.service_url, turn.raw_conversation, message(attachment, incoming=activity), reply_to=turn.activity_id)
             if sent and turn.channel_id in UPDATE_CHANNELS and cards.has_choices(attachment["content"]):
                 await self.store.save(f"teams-card:{cid}:{sent}", json.dumps(attachment["content"]), self.ttl)
 

@@ -43,8 +43,9 @@ def _token_provider(settings: Settings) -> Any:
     return AppTokenProvider(TokenManager(credentials=credentials, cloud=PUBLIC), PUBLIC)
 
 
-def message(attachment: dict | None = None, *, text: str | None = None, reply_to: dict | None = None) -> MessageActivityInput:
-    """A message activity: one card (attachment dict from bot.render.cards) or plain text."""
+def message(attachment: dict | None = None, *, text: str | None = None, incoming: dict | None = None) -> MessageActivityInput:
+    """A message activity: one card (attachment dict from bot.render.cards) or plain text, addressed as an
+    answer to the `incoming` activity when given."""
     activity = MessageActivityInput(text=text or "")
     if attachment is not None:
         content = attachment["content"]
@@ -52,8 +53,8 @@ def message(attachment: dict | None = None, *, text: str | None = None, reply_to
         activity.summary = content.get("fallbackText") or None
     else:
         activity.text_format = "plain"
-    if reply_to is not None:
-        _address(activity, reply_to)
+    if incoming is not None:
+        _address(activity, incoming)
     return activity
 
 
@@ -91,10 +92,14 @@ class Connector:
             self._clients.popitem(last=False)
         return client
 
-    async def send(self, service_url: str, conversation_id: str, activity: MessageActivityInput) -> str | None:
-        """Post into the conversation; the new activity's id (for a later update)."""
+    async def send(self, service_url: str, conversation_id: str, activity: MessageActivityInput, *, reply_to: str | None = None) -> str | None:
+        """Post into the conversation — as a reply to activity `reply_to` when given, as Bot Framework bots
+        answer a message — and return the new activity's id (for a later update)."""
         conversations = self._client(service_url).conversations
-        sent = await conversations.create_activity(quote(conversation_id, safe=""), activity)
+        if reply_to:
+            sent = await conversations.reply_to_activity(quote(conversation_id, safe=""), reply_to, activity)
+        else:
+            sent = await conversations.create_activity(quote(conversation_id, safe=""), activity)
         return sent.id if sent.id and sent.id != "DO_NOT_USE_PLACEHOLDER_ID" else None
 
     async def update(self, service_url: str, conversation_id: str, activity_id: str, activity: MessageActivityInput) -> None:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -143,7 +142,7 @@ class TeamsEndpoint:
 
     async def start(self, app: web.Application) -> None:
         if self.keys is not None:
-            self.keys._periodic = asyncio.get_running_loop().create_task(self.keys.run_periodic(), name="teams-keys-refresh")
+            self.keys.start()
 
     async def stop(self, app: web.Application) -> None:
         if self.keys is not None:
