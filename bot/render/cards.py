@@ -42,6 +42,11 @@ Element = dict[str, Any]
 Block = list[Element]  # elements that should stay on the same card
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+# CommonMark punctuation that can open markup in a TextBlock (links, images, emphasis, code, HTML such as
+# Teams' <at> mentions, strikethrough) anywhere, and at the start of a line (headings, lists, quotes, rules):
+# escaped with a backslash in user values.
+_MARKUP = re.compile(r"([\\`*_\[\]<>~|])")
+_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))", re.M)
 _CODE = re.compile(r"`([^`\n]+)`")
 
 
@@ -71,6 +76,13 @@ def card_markdown(text: str) -> str:
         pos = m.end()
     out.append(text[pos:])
     return "".join(out)
+
+
+def user_text(text: str) -> str:
+    """A value someone typed (account, UPNs, groups, names, the ticket text), shown as typed: no link,
+    image, mention, emphasis or other markup can come out of it."""
+    escaped = _MARKUP.sub(r"\\\1", text)
+    return _LINE_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), escaped)
 
 
 def plain(text: str) -> str:
@@ -206,14 +218,15 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
     return blocks
 
 
-def _ticket_facts(ticket: Ticket) -> list[dict[str, str]]:
+def _ticket_facts(ticket: Ticket, *, markdown: bool = True) -> list[dict[str, str]]:
     none = "—"
+    show = user_text if markdown else str
     cause = ticket.cause_title or "not identified"
     return [
-        {"title": "Account", "value": ticket.account or none},
-        {"title": "Identity provider", "value": ticket.idp or none},
-        {"title": "Affected UPNs", "value": ", ".join(ticket.upns) if ticket.upns else none},
-        {"title": "IdP groups", "value": ", ".join(ticket.groups) if ticket.groups else none},
+        {"title": "Account", "value": show(ticket.account) if ticket.account else none},
+        {"title": "Identity provider", "value": show(ticket.idp) if ticket.idp else none},
+        {"title": "Affected UPNs", "value": show(", ".join(ticket.upns)) if ticket.upns else none},
+        {"title": "IdP groups", "value": show(", ".join(ticket.groups)) if ticket.groups else none},
         {"title": "Symptom", "value": ticket.symptom_title or ticket.symptom or none},
         {"title": "Cause", "value": cause},
     ]
@@ -230,7 +243,8 @@ def _ticket_blocks(ticket: Ticket, support_url: str | None) -> list[Block]:
             if not line.strip():
                 gap = True
                 continue
-            el = _text_block(line.rstrip(), fontType="Monospace", size="Small", spacing="Small" if gap else "None")
+            # The text to paste into the support form, as it will be pasted: it holds what the admin typed.
+            el = _text_block(user_text(line.rstrip()), fontType="Monospace", size="Small", spacing="Small" if gap else "None")
             items.append(el)
             gap = False
         blocks.append([{"type": "Container", "style": "emphasis", "spacing": "Small", "items": items}])
@@ -522,9 +536,9 @@ def render_escalation(
     head: list[Block] = [[_text_block("🆘 SCIM provisioning escalation", size="Large", weight="Bolder")]]
     origin = "Raised"
     if raised_by:
-        origin += f" by **{raised_by}**"
+        origin += f" by **{user_text(raised_by)}**"
     if where:
-        origin += f" in {where}"
+        origin += f" in {user_text(where)}"
     head.append([_text_block(origin + ".")])
     if link:
         head.append(
@@ -557,7 +571,7 @@ def render_text(reply: Reply, *, support_url: str | None = None) -> str:
         parts.append(plain(reply.after))
     if reply.ticket is not None:
         t = reply.ticket
-        parts.append("\n".join(f"{f['title']}: {f['value']}" for f in _ticket_facts(t)))
+        parts.append("\n".join(f"{f['title']}: {f['value']}" for f in _ticket_facts(t, markdown=False)))
         if t.body:
             parts.append("Ticket text to copy:\n" + t.body)
         if support_url and support_url not in reply.text:

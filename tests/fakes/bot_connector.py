@@ -8,9 +8,10 @@ It speaks the endpoints the bot calls and records every outgoing activity:
 and, for the authentication tests, an OpenID configuration with a JWKS (`/openid`, `/keys`).
 
 Like Teams it refuses messages above 40 KB counted as UTF-16 (413 MessageSizeTooBig), so a renderer that
-forgets the limit fails loudly. It runs on a real port in its own thread and event loop: botbuilder
-fetches OpenID metadata with blocking `requests` calls, which would deadlock a server sharing the bot's
-loop. Tests wait for outgoing calls with `wait_for` (polling with a timeout, no fixed sleeps).
+forgets the limit fails loudly. It runs on a real port in its own thread and event loop, so it keeps
+answering whatever the bot's loop is doing (the old SDK's blocking metadata fetch froze that loop; the
+attack tests check it never does again). Tests wait for outgoing calls with `wait_for` (polling with a
+timeout, no fixed sleeps).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Call:
     response_id: str | None = None
     # When the connector received it (time.monotonic(), comparable across processes on this machine).
     at: float = field(default_factory=time.monotonic)
+
+    @property
+    def reply_to(self) -> str | None:
+        """The activity this one answers: in the URL (botbuilder's reply route) or as `replyToId`."""
+        return self.activity_id or self.body.get("replyToId")
 
     @property
     def attachments(self) -> list[dict]:

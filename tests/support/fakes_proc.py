@@ -73,7 +73,7 @@ async def _serve() -> None:
                     "kind": c.kind,
                     "at": c.at,
                     "conversation": c.conversation_id,
-                    "reply_to": c.activity_id,
+                    "reply_to": c.reply_to,
                     "text": c.texts()[:300],
                 }
             )
