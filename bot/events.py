@@ -113,7 +113,10 @@ class Ticket(BaseModel):
     ruled_out: list[str] = Field(default_factory=list)
     resolution_tried: list[str] = Field(default_factory=list)
     why: str | None = None  # why it was escalated, in plain words
-    attachments: list[str] = Field(default_factory=list)  # which screens to attach, for the admin's IdP
+    attachments: list[str] = Field(default_factory=list)  # what to attach: the pack's list, then the IdP's screens
+    # Every heading and field label of the ticket, from the pack (bot/ticket.py TICKET_LABELS): each view of
+    # the ticket — Markdown, Slack, Teams, web — shows these words and no others.
+    labels: dict[str, str] = Field(default_factory=dict)
     transcript: list[str] = Field(default_factory=list)
     body: str = ""  # Markdown, ready to paste into the Cato support form
 

@@ -16,6 +16,20 @@ from bot.state import State
 from knowledge.schema import Bundle
 
 TRANSCRIPT_LINES = 12
+# Label key -> the pack's message id; the four fields' labels come from the escalation fields.
+TICKET_LABELS = {
+    "header": "ticket.header",
+    "symptom": "ticket.symptom",
+    "topic": "ticket.topic",
+    "cause": "ticket.cause",
+    "tried": "ticket.tried",
+    "why": "ticket.why",
+    "steps": "ticket.steps",
+    "ruled_out": "ticket.ruled-out",
+    "attach": "ticket.attach",
+    "transcript": "ticket.transcript",
+    "not_provided": "ticket.not-provided",
+}
 
 
 def build_ticket(state: State, bundle: Bundle) -> Ticket:
@@ -56,8 +70,9 @@ def build_ticket(state: State, bundle: Bundle) -> Ticket:
         ruled_out=[bundle.word(bundle.causes[c].title, idp_id) for c in _ruled_out(state, bundle) if c in bundle.causes],
         resolution_tried=[bundle.word(bundle.causes[c].title, idp_id) for c in state.tried if c in bundle.causes],
         why=state.escalation_reason,
-        attachments=bundle.attachments(idp_id),
+        attachments=[*bundle.pack.escalation.include, *bundle.attachments(idp_id)],
         transcript=[scrub_secrets(t) for t in transcript],
+        labels={**{k: bundle.message(m, idp_id) for k, m in TICKET_LABELS.items()}, **field_labels(bundle, idp_id)},
     )
     return ticket.model_copy(update={"body": render_markdown(ticket, state, bundle)})
 
@@ -127,8 +142,7 @@ def render_markdown(ticket: Ticket, state: State, bundle: Bundle) -> str:
     if ticket.ruled_out:
         lines += ["", f"### {say('ticket.ruled-out')}", *[f"- {c}" for c in ticket.ruled_out]]
     # What the playbook asks every ticket to include, then the screens to attach for this IdP.
-    attach = [*bundle.pack.escalation.include, *ticket.attachments]
-    lines += ["", f"### {say('ticket.attach')}", *[f"- {item}" for item in attach]]
+    lines += ["", f"### {say('ticket.attach')}", *[f"- {item}" for item in ticket.attachments]]
     if ticket.transcript:
         lines += ["", f"### {say('ticket.transcript')}", "```", *ticket.transcript, "```"]
     return scrub_secrets("\n".join(lines))
