@@ -178,8 +178,8 @@ def group_list(lines_plain: str) -> list[str]:
 
 _ACCOUNT_PREFIX = re.compile(
     r"^(?:(?:sure|ok|okay|yes|yeah|hi|so)[,.! ]+)*(?:(?:it'?s|it is|that'?s|that would be|we are|we're|this is|our|the|my)\s+)*"
-    r"(?:cato\s+)?(?:account|acct|tenant|company|customer)?\s*(?:name|number|no\.?|#|id)?\s*(?:and\s+(?:name|number)\s*)?"
-    r"(?:is|are|=|:|-|would be)?\s*",
+    r"(?:cato\s+)?(?:(?:account|acct|tenant|company|customer)(?![\w]))?\s*(?:(?:name|number|no\.?|id)(?![\w])|#)?\s*(?:and\s+(?:name|number)\s*)?"
+    r"(?:(?:is|are|would be)(?![\w])|=|:|-)?\s*",
     re.IGNORECASE,
 )
 _ACCOUNT_IN_TEXT = re.compile(

@@ -61,6 +61,11 @@ class Reader:
         self.matcher = AnswerMatcher(bundle)
         self.entities = EntityReader(bundle)
         self.errors = ErrorCatalogue(bundle)
+        # cause -> the checks whose answers can rule it out (their report cues are read against a statement)
+        self._checks_testing: dict[str, list] = {}
+        for ch in bundle.pack.checks:
+            for cid in {c for a in ch.answers for c in a.rules_out}:
+                self._checks_testing.setdefault(cid, []).append(ch)
         self.replies = ReplyReader(bundle)
         self._sym_causes = {s.id: {w.cause for w in s.causes} for s in bundle.pack.symptoms}
         self._cause_min = self.clf.t["cause-min"]
@@ -146,9 +151,11 @@ class Reader:
                 p = self.model.act(norm, pending.kind, pending.id)
                 m_act = max(p, key=p.__getitem__)
                 # The model decides where no rule is sure: always where the rules only fell back, else when
-                # it is sure itself.
-                if self.act_mode == "model" or (not sure and (fallback or p[m_act] >= self.t["act"])):
-                    act, act_conf = m_act, p[m_act]
+                # it is sure itself. Skipping a ticket field takes a skip word, never a guess.
+                if m_act == "skip" and not sig["skip"]:
+                    m_act = "unclear"
+                if self.act_mode == "model" or (not sure and (fallback or p[m_act if m_act in p else "answer"] >= self.t["act"])):
+                    act, act_conf = m_act, p.get(m_act, 0.0)
             if pending.kind == "helpful" and act == "fixed":
                 act = "answer"
             if act == "answer" and reply is None:
@@ -263,7 +270,9 @@ class Reader:
             # The learned cause head: plain statements of a cause's evidence, however they are phrased.
             if cause_p:
                 best = max(cause_p, key=cause_p.__getitem__)
-                if best != "none" and cause_p[best] >= self.t["cause"] and not pinned:
+                # The text's own words against a cause ("test connection succeeds, credentials are fine")
+                # beat the model's reading of it.
+                if best != "none" and cause_p[best] >= self.t["cause"] and not pinned and not self._ruled_out(best, c, plain.lower()):
                     phrase = next((p for label, p, _ in c.evidence if label == "cause " + best), "")
                     out.append(Evidence(cause=best, topic=None, via="statement", matched=phrase))
             for cid in c.ruled_out:
@@ -284,6 +293,15 @@ class Reader:
         for cid in c.ruled_out:
             out.append(Evidence(cause=cid, topic=None, via="statement", matched="", rules_out=True))
         return out
+
+    def _ruled_out(self, cause: str, c: Classification, norm: str) -> bool:
+        if cause in c.ruled_out:
+            return True
+        for check in self._checks_testing.get(cause, ()):
+            ans = self.matcher.from_report_norm(check, norm)
+            if ans is not None and cause in ans.rules_out:
+                return True
+        return False
 
     def _commands(self, norm: str) -> tuple[tuple[Command, ...], bool]:
         """Commands anywhere in the message, and whether the message is (nearly) only a command."""

@@ -188,14 +188,17 @@ class ReplyReader:
         if fid == "upns":
             emails = ent.upns
             return Reply(value=tuple(emails), via="text") if emails else None
+        if fid == "groups":
+            # A list is not a sentence: each item must look like a name.
+            groups = group_list(lines_plain)
+            if groups and "?" not in norm and all(looks_like_value(g.lower()) for g in groups):
+                return Reply(value=tuple(groups), via="text")
+            return None
         if not looks_like_value(norm):
             return None
         if fid == "account":
             v = normalise_account(lines_plain.replace("\n", " "))
             return Reply(value=v, via="text") if v else None
-        if fid == "groups":
-            groups = group_list(lines_plain)
-            return Reply(value=tuple(groups), via="text") if groups else None
         return Reply(value=" ".join(lines_plain.split())[:120], via="text") if lines_plain.strip() else None
 
 
