@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bot.events import Phase
+from bot.redact import mask_upns
 
 SCHEMA_VERSION = 1
 
@@ -20,8 +21,13 @@ class Finding(BaseModel):
     answer: str
     finding: str
     source: Literal["asked", "report", "signature"]
-    # The admin's words when the answer came as free text (already scrubbed of secrets).
+    # The admin's words when the answer came as free text (already scrubbed of secrets; UPNs masked).
     said: str | None = None
+
+    @field_validator("said")
+    @classmethod
+    def _no_upns(cls, v: str | None) -> str | None:
+        return v if v is None else mask_upns(v)
 
 
 class Pending(BaseModel):
@@ -36,8 +42,15 @@ class Pending(BaseModel):
 
 class Line(BaseModel):
     who: Literal["admin", "bot"]
+    # UPNs go into the ticket's UPN field only: in a stored transcript line they are masked
+    # (bot.redact.mask_upns), whoever builds the line.
     text: str
     at: float = Field(default_factory=time.time)
+
+    @field_validator("text")
+    @classmethod
+    def _no_upns(cls, v: str) -> str:
+        return mask_upns(v)
 
 
 class State(BaseModel):
