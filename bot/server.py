@@ -546,9 +546,11 @@ def _die_with_parent() -> None:
 def _data_dir_problem(settings: Settings) -> str | None:
     import os
 
+    from bot.private import private_dir
+
     path = settings.data_dir
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)  # 0700: conversations and the key live here
     except OSError as exc:
         return f"cannot create {path}: {exc.strerror or exc}"
     if not os.access(path, os.W_OK | os.X_OK):

@@ -1,0 +1,165 @@
+"""The Redis inbox (bot/store/inbox.py): a Stream per inbox with one consumer group, `workers`.
+
+Each process is a consumer named like a SQLite lease holder (host, pid namespace, pid, a token). `put`
+de-duplicates, adds the entry and delivers it to the recording consumer in one script, so the entry is in
+that consumer's pending list (PEL) from the moment it is acknowledged. `done` acknowledges and deletes it,
+so the stream holds only entries not yet processed and its length bounds the backlog.
+
+A consumer is alive while its key `inbox-alive:<consumer>` exists (renewed every LEASE / 3 s, expiring
+after LEASE s). `reclaim` takes over the pending entries of consumers that are no longer alive (XCLAIM),
+entries idle longer than LEASE in any consumer (XAUTOCLAIM: a consumer stuck on them), and entries that
+were never delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Sequence
+
+from redis.exceptions import RedisError, ResponseError
+
+from bot.store.base import StoreUnavailable
+from bot.store.inbox import LEASE, Entry, Inbox, InboxFull
+
+if TYPE_CHECKING:
+    from bot.store.redis import RedisStore
+
+GROUP = "workers"
+
+# KEYS: stream, seen key. ARGV: payload, seen ttl, limit (0 = none), consumer, recorded at.
+# -> {-1} full, {0} seen before, {1, id, ...ids delivered to the consumer}
+_PUT = """
+if tonumber(ARGV[3]) > 0 and redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[3]) then return {-1} end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return {0} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[1], 'workers', '$', 'MKSTREAM')
+end
+local id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 't', ARGV[5])
+local got = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[4], 'COUNT', '100', 'STREAMS', KEYS[1], '>')
+local out = {1, id}
+if got then for _, e in ipairs(got[1][2]) do table.insert(out, e[1]) end end
+return out
+"""
+
+
+def _consumer_name() -> str:
+    try:
+        ns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        ns = "-"
+    return f"{socket.gethostname()}/{ns}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class RedisInbox(Inbox):
+    def __init__(self, store: "RedisStore", box: str) -> None:
+        self.store = store
+        self.r = store.r
+        self.stream = store._k("inbox", box)
+        self.box = box
+        self.consumer = _consumer_name()
+        self._put = self.r.register_script(_PUT)
+        self._alive_at = 0.0
+
+    def _alive_key(self, consumer: str) -> str:
+        return self.store._k("inbox-alive", self.box, consumer)
+
+    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
+        now = time.time()
+        try:
+            await self._say_alive(now)
+            got = await self._put(keys=[self.stream, self.store._k("claim", f"inbox:{self.box}:{key}")], args=[payload, seen_ttl, limit, self.consumer, now])
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        if got[0] == -1:
+            raise InboxFull()
+        if got[0] == 0:
+            return None
+        # Any other entry delivered with ours (one added without being delivered) stays in our PEL, and
+        # our next reclaim (an idle entry of ours) picks it up.
+        return Entry(str(got[1]), payload, 1, now)
+
+    async def done(self, entry: Entry, drop: Sequence[tuple[str, str]] = ()) -> None:
+        try:
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, GROUP, entry.id)
+                pipe.xdel(self.stream, entry.id)
+                for kind, key in drop:
+                    pipe.hdel(self.store._k("rec", kind), key)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def _say_alive(self, now: float, force: bool = False) -> None:
+        if force or now - self._alive_at > LEASE / 3:
+            self._alive_at = now
+            await self.r.set(self._alive_key(self.consumer), "1", ex=int(LEASE))
+
+    async def renew(self, entries: Sequence[Entry]) -> None:
+        try:
+            await self._say_alive(time.time(), force=True)
+            if entries:
+                # Claiming our own entries again resets their idle time (JUSTID: no payload back).
+                await self.r.xclaim(self.stream, GROUP, self.consumer, 0, [e.id for e in entries], justid=True)
+        except ResponseError:
+            return  # no stream or group yet (nothing recorded since Redis started)
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def reclaim(self, limit: int = 100) -> list[Entry]:
+        try:
+            await self._say_alive(time.time())
+            taken = await self._from_dead_consumers(limit)
+            if len(taken) < limit:
+                taken += await self._idle(limit - len(taken))
+            if len(taken) < limit:
+                taken += await self._undelivered(limit - len(taken))
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return []  # nothing recorded since Redis started
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return taken
+
+    async def _from_dead_consumers(self, limit: int) -> list[Entry]:
+        taken: list[Entry] = []
+        for info in await self.r.xinfo_consumers(self.stream, GROUP):
+            name = info["name"]
+            if name == self.consumer or await self.r.exists(self._alive_key(name)):
+                continue
+            if not info.get("pending"):
+                await self.r.xgroup_delconsumer(self.stream, GROUP, name)
+                continue
+            pending = await self.r.xpending_range(self.stream, GROUP, min="-", max="+", count=limit - len(taken), consumername=name)
+            counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+            if counts:
+                claimed = await self.r.xclaim(self.stream, GROUP, self.consumer, 0, list(counts))
+                taken += [_entry(i, fields, counts.get(i, 1) + 1) for i, fields in claimed if fields]
+            if len(taken) >= limit:
+                break
+        return taken
+
+    async def _idle(self, limit: int) -> list[Entry]:
+        got = await self.r.xautoclaim(self.stream, GROUP, self.consumer, int(LEASE * 1000), "0-0", count=limit)
+        return [_entry(i, fields, 2) for i, fields in got[1] if fields]
+
+    async def _undelivered(self, limit: int) -> list[Entry]:
+        got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
+        return [_entry(i, fields, 2) for _, entries in got or [] for i, fields in entries if fields]
+
+    async def close(self) -> None:
+        try:
+            await self.r.delete(self._alive_key(self.consumer))
+        except RedisError:
+            pass
+
+
+def _entry(entry_id: Any, fields: dict[str, Any], attempts: int) -> Entry:
+    try:
+        recorded = float(fields.get("t") or 0)
+    except ValueError:
+        recorded = 0.0
+    return Entry(str(entry_id), str(fields.get("p") or ""), attempts, recorded)
