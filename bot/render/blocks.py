@@ -1,6 +1,6 @@
 """Block Kit rendering for Slack: pure functions from the engine's `Reply` to blocks + fallback text.
 
-Nothing here does I/O. `bot/channels/slack.py` decides where a message goes; this module decides what it
+Nothing here does I/O. `bot/channels/slack/` decides where a message goes; this module decides what it
 looks like, and guarantees it fits Slack's Block Kit limits (docs.slack.dev/reference/block-kit):
 
 - at most 50 blocks in a message, 100 in a modal;
