@@ -60,7 +60,8 @@ class Inbox(abc.ABC):
 
     @abc.abstractmethod
     async def renew(self, entries: Sequence[Entry]) -> None:
-        """Extend this process's leases on `entries` (and say that it is alive)."""
+        """Extend this process's leases on `entries`, and say that it is alive: called on every sweep,
+        with no entries when their leases are not due yet."""
 
     @abc.abstractmethod
     async def reclaim(self, limit: int = 100) -> list[Entry]:

@@ -5,8 +5,8 @@ de-duplicates, adds the entry and delivers it to the recording consumer in one s
 that consumer's pending list (PEL) from the moment it is acknowledged. `done` acknowledges and deletes it,
 so the stream holds only entries not yet processed and its length bounds the backlog.
 
-A consumer is alive while its key `inbox-alive:<consumer>` exists (renewed every LEASE / 3 s, expiring
-after LEASE s). `reclaim` takes over the pending entries of consumers that are no longer alive (XCLAIM),
+A consumer is alive while its key `inbox-alive:<consumer>` exists (refreshed every ALIVE / 3 s by `renew`,
+which the holder calls on every sweep, expiring after ALIVE s). `reclaim` takes over the pending entries of consumers that are no longer alive (XCLAIM),
 entries idle longer than LEASE in any consumer (XAUTOCLAIM: a consumer stuck on them), and entries that
 were never delivered.
 """
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from bot.store.redis import RedisStore
 
 GROUP = "workers"
+# A consumer says it is alive every ALIVE / 3 seconds; after ALIVE seconds of silence its entries are
+# taken over (after a SIGKILL: within about ALIVE seconds).
+ALIVE = 10
 
 # KEYS: stream, seen key. ARGV: payload, seen ttl, limit (0 = none), consumer, recorded at.
 # -> {-1} full, {0} seen before, {1, id, ...ids delivered to the consumer}
@@ -93,13 +96,13 @@ class RedisInbox(Inbox):
             raise StoreUnavailable(f"redis: {exc}") from exc
 
     async def _say_alive(self, now: float, force: bool = False) -> None:
-        if force or now - self._alive_at > LEASE / 3:
+        if force or now - self._alive_at > ALIVE / 3:
             self._alive_at = now
-            await self.r.set(self._alive_key(self.consumer), "1", ex=int(LEASE))
+            await self.r.set(self._alive_key(self.consumer), "1", ex=ALIVE)
 
     async def renew(self, entries: Sequence[Entry]) -> None:
         try:
-            await self._say_alive(time.time(), force=True)
+            await self._say_alive(time.time())
             if entries:
                 # Claiming our own entries again resets their idle time (JUSTID: no payload back).
                 await self.r.xclaim(self.stream, GROUP, self.consumer, 0, [e.id for e in entries], justid=True)
