@@ -23,10 +23,11 @@ outbox) in the same round trip.
 from __future__ import annotations
 
 import abc
+import asyncio
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Generic, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from bot.store.memory import MemoryStore
@@ -69,6 +70,48 @@ class Inbox(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    """Group commit: a call made while a batch is being written waits, and goes with every other such
+    call in the next batch — one store round trip (one transaction, one script) for many requests under
+    load, and no added wait for a lone one. `run` returns a result per item, in order; an Exception in
+    that list is raised to that item's caller only."""
+
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+        self._run = run
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._running = False
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if not self._running:
+            self._running = True
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():
+                        continue  # the caller was cancelled
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._running = False
 
 
 class MemoryInbox(Inbox):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from redis.exceptions import RedisError, ResponseError
 
 from bot.store.base import StoreUnavailable
-from bot.store.inbox import LEASE, Entry, Inbox, InboxFull
+from bot.store.inbox import LEASE, Batcher, Entry, Inbox, InboxFull
 
 if TYPE_CHECKING:
     from bot.store.redis import RedisStore
@@ -32,18 +32,32 @@ GROUP = "workers"
 # taken over (after a SIGKILL: within about ALIVE seconds).
 ALIVE = 10
 
-# KEYS: stream, seen key. ARGV: payload, seen ttl, limit (0 = none), consumer, recorded at.
-# -> {-1} full, {0} seen before, {1, id, ...ids delivered to the consumer}
+# Several requests in one call (group commit). KEYS: stream, then a seen key per request. ARGV: consumer,
+# recorded at, then per request: payload, seen ttl, limit (0 = none).
+# -> per request: "-1" full, "0" seen before, else the entry id (delivered to the consumer)
 _PUT = """
-if tonumber(ARGV[3]) > 0 and redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[3]) then return {-1} end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return {0} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[1], 'workers', '$', 'MKSTREAM')
 end
-local id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 't', ARGV[5])
-local got = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[4], 'COUNT', '100', 'STREAMS', KEYS[1], '>')
-local out = {1, id}
-if got then for _, e in ipairs(got[1][2]) do table.insert(out, e[1]) end end
+local waiting = redis.call('XLEN', KEYS[1])
+local out = {}
+local added = 0
+for i = 2, #KEYS do
+  local a = 3 * (i - 2) + 3
+  local limit = tonumber(ARGV[a + 2])
+  if limit > 0 and waiting >= limit then
+    table.insert(out, '-1')
+  elseif not redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[a + 1]) then
+    table.insert(out, '0')
+  else
+    table.insert(out, redis.call('XADD', KEYS[1], '*', 'p', ARGV[a], 't', ARGV[2]))
+    waiting = waiting + 1
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', added, 'STREAMS', KEYS[1], '>')
+end
 return out
 """
 
@@ -65,35 +79,51 @@ class RedisInbox(Inbox):
         self.consumer = _consumer_name()
         self._put = self.r.register_script(_PUT)
         self._alive_at = 0.0
+        self._puts: Batcher[tuple[str, str, int, int], Entry | None] = Batcher(self._put_batch)
+        self._dones: Batcher[tuple[str, tuple[tuple[str, str], ...]], None] = Batcher(self._done_batch)
 
     def _alive_key(self, consumer: str) -> str:
         return self.store._k("inbox-alive", self.box, consumer)
 
     async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
+        return await self._puts.submit((key, payload, seen_ttl, limit))
+
+    async def _put_batch(self, items: list[tuple[str, str, int, int]]) -> list[Entry | None | Exception]:
         now = time.time()
+        keys = [self.stream, *(self.store._k("claim", f"inbox:{self.box}:{key}") for key, *_ in items)]
+        args: list[str | float | int] = [self.consumer, now]
+        for _, payload, seen_ttl, limit in items:
+            args += [payload, seen_ttl, limit]
         try:
             await self._say_alive(now)
-            got = await self._put(keys=[self.stream, self.store._k("claim", f"inbox:{self.box}:{key}")], args=[payload, seen_ttl, limit, self.consumer, now])
+            got = await self._put(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-        if got[0] == -1:
-            raise InboxFull()
-        if got[0] == 0:
-            return None
-        # Any other entry delivered with ours (one added without being delivered) stays in our PEL, and
-        # our next reclaim (an idle entry of ours) picks it up.
-        return Entry(str(got[1]), payload, 1, now)
+        out: list[Entry | None | Exception] = []
+        for (_, payload, _, _), result in zip(items, got):
+            result = str(result)
+            out.append(InboxFull() if result == "-1" else None if result == "0" else Entry(result, payload, 1, now))
+        return out
 
     async def done(self, entry: Entry, drop: Sequence[tuple[str, str]] = ()) -> None:
+        await self._dones.submit((entry.id, tuple(drop)))
+
+    async def _done_batch(self, items: list[tuple[str, tuple[tuple[str, str], ...]]]) -> list[None | Exception]:
+        ids = [entry_id for entry_id, _ in items]
+        drops: dict[str, list[str]] = {}
+        for _, drop in items:
+            for kind, key in drop:
+                drops.setdefault(kind, []).append(key)
         try:
             async with self.r.pipeline(transaction=True) as pipe:
-                pipe.xack(self.stream, GROUP, entry.id)
-                pipe.xdel(self.stream, entry.id)
-                for kind, key in drop:
-                    pipe.hdel(self.store._k("rec", kind), key)
+                pipe.xack(self.stream, GROUP, *ids)
+                pipe.xdel(self.stream, *ids)
+                for kind, keys in drops.items():
+                    pipe.hdel(self.store._k("rec", kind), *keys)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+        return [None] * len(items)
 
     async def _say_alive(self, now: float, force: bool = False) -> None:
         if force or now - self._alive_at > ALIVE / 3:

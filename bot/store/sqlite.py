@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS inbox (
   expires_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, recorded_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_box ON inbox(box, id);
+CREATE INDEX IF NOT EXISTS inbox_by_owner ON inbox(box, owner);
+CREATE INDEX IF NOT EXISTS inbox_by_expiry ON inbox(box, expires_at);
 """
 
 LEASE_SECONDS = 30.0
