@@ -8,10 +8,12 @@ file by the tests.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -149,6 +151,36 @@ def knowledge_path_from_env() -> str | None:
     return os.environ.get("SCIM_HELP_KNOWLEDGE") or None
 
 
+_SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "key", "auth", "credential", "signature", "sig", "code")
+MASK = "********"
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to print: userinfo (user:password@) and the values of secret-looking query parameters
+    (password, token, key, secret, auth, sig, …) replaced by ********. The host stays, so a reader can
+    still tell which server it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return MASK
+    # Userinfo runs to the last "@" before the query: read leniently, so a password holding "@", "/", "#"
+    # or "?" is masked whole rather than split by a stricter parser.
+    before_query = rest.split("?", 1)[0]
+    if "@" in before_query:
+        rest = MASK + "@" + rest[before_query.rindex("@") + 1 :]
+    authority, slash, tail = rest.partition("/")
+    try:
+        parts = urlsplit("x://h/" + tail)
+    except ValueError:
+        return f"{scheme}://{authority}/{MASK}"
+    path = parts.path[1:]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if any(p in k.lower() for p in _SECRET_PARAMS) else v) for k, v in pairs], safe="*")
+    fragment = MASK if parts.fragment and any(p in parts.fragment.lower() for p in _SECRET_PARAMS) else parts.fragment
+    return f"{scheme}://{authority}{slash}{path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+
+
 def masked(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, field in Settings.model_fields.items():
@@ -156,12 +188,13 @@ def masked(settings: Settings) -> dict[str, object]:
         key = alias.choices[0] if isinstance(alias, AliasChoices) else (alias or name)
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            value = "********" if value.get_secret_value() else ""
+            value = MASK if value.get_secret_value() else ""
         elif isinstance(value, Path):
             value = str(value)
-        elif name == "redis_url" and isinstance(value, str) and "@" in value:
-            scheme, rest = value.split("://", 1)
-            value = f"{scheme}://********@{rest.split('@', 1)[1]}"
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url(value)  # every URL setting: Redis, the Slack API, the support portal
+        elif name == "web_chat" and value is None:
+            value = "auto"
         out[str(key)] = value
     return out
 
