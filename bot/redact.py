@@ -168,8 +168,15 @@ def for_transcript(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# A web chat conversation id as the browser holds it (bot/channels/web.py): the key to a conversation, so
+# never logged. The store and the engine know the conversation by a shorter keyed hash, which stays.
+_WEB_ID = re.compile(r"\bweb:[A-Za-z0-9_-]{36,64}(?![A-Za-z0-9_-])")
+
+
 def scrub_pii(text: str) -> str:
-    return mask_upns(scrub_secrets(text))
+    """For anything that is logged: secrets, emails/UPNs, and web chat ids."""
+    text = mask_upns(scrub_secrets(text))
+    return _WEB_ID.sub("web:[id]", text) if "web:" in text else text
 
 
 def pseudonymise(value: str | None) -> str | None:

@@ -43,7 +43,23 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias="SCIM_HELP_HOST")
     # 0 picks a free port (the start-up line prints the real URL).
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "SCIM_HELP_PORT"))
-    web_chat: bool = Field(True, validation_alias="SCIM_HELP_WEB_CHAT")
+    # auto (None): on when the server listens on loopback only, or when SCIM_HELP_WEB_IDENTITY_HEADER names
+    # the header a reverse proxy sets after signing the user in; off otherwise. true/false: always on/off.
+    web_chat: bool | None = Field(None, validation_alias="SCIM_HELP_WEB_CHAT")
+    # A header set by an authenticating reverse proxy (oauth2-proxy: X-Forwarded-Email): web chat requests
+    # without it are refused, and a conversation belongs to the identity that started it.
+    web_identity_header: str | None = Field(None, validation_alias="SCIM_HELP_WEB_IDENTITY_HEADER")
+    # Addresses (IPs or CIDRs, comma-separated) of that proxy: the identity header and X-Forwarded-For are
+    # believed only from them. Empty: from any peer (then only the proxy may be able to reach the bot).
+    trusted_proxies: str = Field("", validation_alias="SCIM_HELP_TRUSTED_PROXIES")
+    # Per client (identity, else address) and per process: new web conversations and messages per minute,
+    # and the web conversations kept live at once.
+    web_new_per_minute: int = Field(10, ge=1, le=10_000, validation_alias="SCIM_HELP_WEB_NEW_PER_MINUTE")
+    web_turns_per_minute: int = Field(60, ge=1, le=100_000, validation_alias="SCIM_HELP_WEB_TURNS_PER_MINUTE")
+    web_max_conversations: int = Field(2000, ge=1, le=1_000_000, validation_alias="SCIM_HELP_WEB_MAX_CONVERSATIONS")
+    # Key for web chat conversation ids and for the hashes that stand for them in logs. Empty: a random key
+    # kept in SCIM_HELP_DATA_DIR/secret.key (0600). Replicas that do not share a data dir need the same key.
+    secret_key: SecretStr | None = Field(None, validation_alias="SCIM_HELP_SECRET_KEY")
     log_format: Literal["text", "json"] = Field("text", validation_alias="SCIM_HELP_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="SCIM_HELP_LOG_LEVEL")
     # Seconds `serve` waits for turns in flight after SIGTERM before closing (keep below the platform's
@@ -98,6 +114,49 @@ class Settings(BaseSettings):
         if self.microsoft_app_type == "SingleTenant" and self.microsoft_app_id and not self.microsoft_app_tenant_id:
             raise ValueError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
         return self
+
+    @field_validator("web_chat", mode="before")
+    @classmethod
+    def _auto(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("auto", "") else v
+
+    @field_validator("web_identity_header")
+    @classmethod
+    def _header_name(cls, v: str | None) -> str | None:
+        if v and not all(c.isalnum() or c == "-" for c in v):
+            raise ValueError(f"{v!r} is not an HTTP header name like X-Forwarded-Email")
+        return v or None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        for item in (i.strip() for i in v.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or CIDR like 10.0.0.0/8") from None
+        return v
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(i.strip(), strict=False) for i in self.trusted_proxies.split(",") if i.strip()]
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when `host` reaches this machine only."""
+        if self.host in ("localhost", "ip6-localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def web_chat_on(self) -> bool:
+        if self.web_chat is not None:
+            return self.web_chat
+        return self.loopback_only or self.web_identity_header is not None
 
     @field_validator("allowed_origins")
     @classmethod

@@ -109,7 +109,7 @@ def web_to_pending_step(stack: Stack, report: str = REPORT) -> tuple[str, dict[s
 
 
 def admin_entries(stack: Stack, cid: str) -> int:
-    r = stack.srv.get(f"/api/chat/{cid}")
+    r = stack.restore(cid)
     assert r.status == 200, r
     return sum(1 for e in r.json()["entries"] if e.get("who") == "admin")
 
@@ -130,7 +130,7 @@ def test_sigkill_mid_conversation_resumes_at_the_same_step(stack_with_workers: S
     cid, before_payload = web_to_pending_step(stack)
     web_state = stack.state(cid)
     assert web_state and web_state["pending"], web_state
-    entries_before = stack.srv.get(f"/api/chat/{cid}").json()["entries"]
+    entries_before = stack.restore(cid).json()["entries"]
 
     dm = f"D{uuid.uuid4().hex[:10].upper()}"
     slack_conv = P.slack_dm_conversation(dm)
@@ -146,7 +146,7 @@ def test_sigkill_mid_conversation_resumes_at_the_same_step(stack_with_workers: S
     # Nothing lost: the same step is pending, the transcript is whole.
     assert stack.state(cid)["pending"] == web_state["pending"]
     assert stack.state(cid)["turns"] == web_state["turns"]
-    restored = stack.srv.get(f"/api/chat/{cid}").json()
+    restored = stack.restore(cid).json()
     assert restored["entries"] == entries_before
     assert restored["phase"] == before_payload["phase"]
     assert stack.state(slack_conv)["pending"] == slack_state["pending"]
@@ -597,7 +597,7 @@ def test_forged_oversized_and_malformed_web_requests_are_refused(sqlite_stack: S
     for path in ("/healthz", "/readyz", "/metrics"):
         assert srv.post(path, b"x" * 1000, {"Content-Type": "application/json"}).status == 405
     _nothing_processed(stack, since, handled, [cid])
-    assert stack.srv.get(f"/api/chat/{cid}").status == 404
+    assert stack.restore(cid).status == 404
     assert_no_crash(stack)
 
 
@@ -627,3 +627,21 @@ def _chunked_post(port: int, path: str, headers: dict[str, str], size: int):  # 
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
+
+
+def test_a_client_hanging_up_mid_body_is_not_a_server_error(sqlite_stack: Stack):
+    """Break 12: a client that sent half its body and hung up got a 500, a 20-line ERROR traceback and
+    scim_help_errors_total{kind="unhandled"} — the counter README says to alert on."""
+    import socket
+
+    stack = sqlite_stack
+    for path in ("/api/chat", "/slack/events", "/api/messages"):
+        s = socket.create_connection(("127.0.0.1", stack.srv.port), timeout=5)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"text": "half')
+        time.sleep(0.2)
+        s.close()
+    wait_until(lambda: stack.srv.log().count("client closed the connection") >= 3, 20, what="the hang-ups to be noticed")
+    assert stack.unhandled_errors() == 0
+    log = stack.srv.log()
+    assert '"level": "ERROR"' not in log and "Traceback" not in log, log[-3000:]
+    assert stack.srv.get("/healthz").status == 200
