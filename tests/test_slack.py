@@ -926,3 +926,37 @@ async def test_an_entry_left_by_a_killed_process_is_answered_once_from_its_outbo
     assert len(posts) - before == (0 if posted else 1)
     assert await slack.runtime.store.get_record("slack-outbox", entry_id) is None  # done: dropped with the entry
     assert await _bot(slack).inbox.sweep() == 0
+
+
+async def test_escalation_post_never_carries_links_or_mentions_the_admin_typed(slack: Slack):
+    """Break 10, end to end: what an admin types into the hand-off modal reaches the helpdesk channel as
+    text — no Markdown or Slack link, no <!channel> or <@…> mention, in the blocks or the notification."""
+    from bot.events import Ticket
+    from bot.render import blocks as bk
+
+    thread = _ts()
+    meta = {"c": f"slack:{TEAM_ID}:{OTHER}:{thread}", "ch": OTHER, "ts": None, "th": thread, "d": "-"}
+    view = bk.escalation_modal(Ticket(), private_metadata=json.dumps(meta), channel_label="the helpdesk channel")
+    hostile = {
+        "account": "[Click to re-verify](https://evil.example/login) <!channel>",
+        "idp": "<https://evil.example|Entra> @here #general",
+        "upns": "jane.doe@contoso.com",
+        "groups": "<!subteam^S0ADMINS> [Admins](https://evil.example)",
+        "body": "Please <!channel> visit <https://evil.example|the portal> or [this](https://evil.example)",
+    }
+    values = {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in hostile.items()}
+    payload = {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "fake"}, "user": {"id": ADMIN, "team_id": TEAM_ID},
+        "api_app_id": "A0APP", "token": "legacy", "trigger_id": "1.2.trigger",
+        "view": {**view, "id": "V0HOSTILE", "state": {"values": values}},
+    }
+    resp = await slack.interact(payload)
+    assert (await resp.text()) == ""
+    post = await slack.fake.wait_for("chat.postMessage", channel=ESCALATION)
+    objects = [o for b in post["blocks"] for o in [b.get("text"), *b.get("fields", []), *b.get("elements", [])] if isinstance(o, dict) and o.get("type") == "mrkdwn"]
+    assert objects and all(o.get("verbatim") is True for o in objects)
+    for text in [o["text"] for o in objects] + [post["text"]]:
+        assert "<!" not in text and "<https://evil" not in text, text
+        if not text.startswith("```"):
+            assert "https://evil" not in text and "](" not in text, text
+    assert f"<@{ADMIN}>" in all_text(post["blocks"])  # the mention we write ourselves stays

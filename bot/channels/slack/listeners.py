@@ -209,14 +209,14 @@ class Listeners(Escalation):
             root_ts = await self._posted_before(Place(channel), job, "root")
             if root_ts:
                 return thread_conversation(team, channel, root_ts), Place(channel, root_ts)
-        root = bk.notice(f":wrench: <@{user}> is troubleshooting SCIM provisioning with me — follow along in the thread.")
+        root = bk.notice_markup(f":wrench: {bk.mention(user)} is troubleshooting SCIM provisioning with me — follow along in the thread.")
         try:
             ts = await self._post(Place(channel), root, job=job, part="root")
         except SlackApiError as exc:
             if error_code(exc) not in _CANNOT_POST:
                 raise
             dm = await self._open_dm(user)
-            await self._respond(respond, bk.notice(f"I can't post in this channel (invite me with `/invite @scim-help`), so I'll continue in our DM: <#{dm}>."))
+            await self._respond(respond, bk.notice_markup(f"I can't post in this channel (invite me with `/invite @scim-help`), so I'll continue in our DM: {bk.channel_link(dm)}."))
             return dm_conversation(team, dm), Place(dm, None)
         return thread_conversation(team, channel, ts), Place(channel, ts)
 
