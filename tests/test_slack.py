@@ -960,3 +960,26 @@ async def test_escalation_post_never_carries_links_or_mentions_the_admin_typed(s
         if not text.startswith("```"):
             assert "https://evil" not in text and "](" not in text, text
     assert f"<@{ADMIN}>" in all_text(post["blocks"])  # the mention we write ourselves stays
+
+
+async def test_a_reply_in_a_thread_whose_conversation_was_lost_is_told_so(slack: Slack):
+    """Break 13 in Slack: after the store lost a conversation (Redis restarted without persistence), a
+    "yes" in the bot's thread was ignored as somebody else's thread, and an old card's button answered as
+    a new off-topic message. The thread's root is the bot's own message, so it is ours: say it was lost."""
+    from bot.continuity import LOST
+
+    await slack.command(NEW_HIRES, channel=OTHER)
+    root, first = await slack.fake.wait_calls("chat.postMessage", 2)
+    root_ts = slack.key_of(root)[1]
+    conv = f"slack:{TEAM_ID}:{OTHER}:{root_ts}"
+    await slack.runtime.store.delete(conv)  # the store lost it
+    before = len(slack.posts())
+    await slack.message("yes", channel=OTHER, thread_ts=root_ts, parent_user_id=BOT_USER_ID)
+    (post,) = await slack.next_posts(before)
+    assert post["thread_ts"] == root_ts and LOST[:40] in all_text(post["blocks"])
+    # An old card's button in that thread: the same answer, not an off-topic pointer.
+    await slack.runtime.store.delete(conv)
+    before = len(slack.posts())
+    await slack.click(first, lambda v: ":" in v and not v.startswith("cmd:"))
+    (post,) = await slack.next_posts(before)
+    assert LOST[:40] in all_text(post["blocks"])
