@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.continuity import LOST
 from bot.events import Incoming
-from bot.redact import SECRET, for_transcript, scrub_opaque, scrub_secrets
+from bot.redact import SECRET, scrub_secrets
 from bot.store.memory import MemoryStore
 
 ENTRA_SECRET = "Xk78Q~Zc1Yq.Ab3dEfGhIjKlMnOpQrStUvWxYz0123"
@@ -123,6 +122,8 @@ async def test_upns_go_to_the_ticket_fields_only(runtime):
 
 
 def test_for_transcript_scrubs_and_masks_before_cutting():
+    from bot.redact import for_transcript, scrub_opaque
+
     text = "a" * 480 + " " + JWT + f" {UPN}"
     line = for_transcript(text, 500)
     assert len(line) <= 500 and JWT[:20] not in line and "eyJhbGci" not in line
@@ -133,6 +134,8 @@ def test_for_transcript_scrubs_and_masks_before_cutting():
 async def test_a_reply_to_a_lost_conversation_is_told_it_was_lost(runtime, reply):
     """Break 13: after the store lost a conversation (Redis restarted without persistence), "yes" or an
     old card's button was answered as a new off-topic message."""
+    from bot.continuity import LOST
+
     cid = f"web:{uuid.uuid4().hex}"
     await say(runtime, cid, choice="cannot-enable")
     await runtime.store.delete(cid)  # the store lost it

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.channels.web import WebChatKey
 from bot.server import build_app
 
 REPORT = "SCIM provisioning won't enable in the CMA, it shows an error"
@@ -56,8 +55,9 @@ async def test_a_client_chosen_conversation_id_is_refused(serve):
     assert issued != chosen and (await chat(client, conversation=issued, text=REPORT)).status == 200
     tampered = issued[:-2] + ("AA" if issued[-2:] != "AA" else "BB")
     assert (await chat(client, conversation=tampered, text="yes")).status == 404
-    app = client.server.app
-    assert await app[WebChatKey].runtime.store.load(chosen) is None
+    from bot.channels.web import WebChatKey
+
+    assert await client.server.app[WebChatKey].runtime.store.load(chosen) is None
 
 
 async def test_web_conversation_ids_are_never_logged(serve):
