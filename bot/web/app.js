@@ -270,17 +270,19 @@
 
   // ---- talking to the server ---------------------------------------------------------------------
 
-  function request(method, path, body) {
+  function request(method, path, body, headers) {
     var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    Object.keys(headers || {}).forEach(function (name) { init.headers[name] = headers[name]; });
     return fetch(path, init).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (!res.ok) {
           var err = new Error(data.message || ("The server answered " + res.status + "."));
           err.status = res.status;
+          err.code = data.error;
           throw err;
         }
         return data;
@@ -338,6 +340,7 @@
     }, function (err) {
       setBusy(false);
       addError(err.message);
+      if (err.code === "unknown_conversation") saveId(null); // the next message starts a new one
       if (payload.text) input.value = payload.text; // nothing typed is lost
       offered.forEach(function (b) { b.disabled = false; b.classList.remove("picked"); });
       input.focus();
@@ -357,7 +360,7 @@
   function start() {
     setBusy(true);
     var first = conversation
-      ? request("GET", "/api/chat/" + encodeURIComponent(conversation)).then(function (data) {
+      ? request("GET", "/api/chat", undefined, { "X-Conversation": conversation }).then(function (data) {
           setBusy(false);
           document.body.dataset.phase = data.phase || "";
           restore(data.entries || []);
