@@ -29,6 +29,11 @@ class Finding(BaseModel):
     said: str | None = None
     ref: str | None = None
 
+    @field_validator("said")
+    @classmethod
+    def _no_upns(cls, v: str | None) -> str | None:
+        return v if v is None else mask_upns(v)
+
 
 class Pin(BaseModel):
     """A cause pinned by a pasted error or a plain statement that no check of the flow stands for."""
@@ -37,17 +42,17 @@ class Pin(BaseModel):
     matched: str
     source: str | None = None
 
+    @field_validator("matched")
+    @classmethod
+    def _no_upns(cls, v: str) -> str:
+        return mask_upns(v)
+
 
 class Then(BaseModel):
     """What to do once the prompt in front of it is answered (the IdP question, an ask-back)."""
 
     kind: Literal["check", "cause", "field", "advance"]
     id: str | None = None
-
-    @field_validator("said")
-    @classmethod
-    def _no_upns(cls, v: str | None) -> str | None:
-        return v if v is None else mask_upns(v)
 
 
 class Pending(BaseModel):
