@@ -60,8 +60,9 @@ async def _conversation_with_pii(client) -> str:
         client,
         "cannot-enable",
         report=(
-            f"SCIM won't enable for {UPN_A} and {UPN_B}; reply to {EMAIL}. "
-            f"Entra test connection used Authorization: Bearer {TOKEN} and secret token {SCIM_SECRET}"
+            f"Enabling SCIM in the CMA fails: Can't enable SCIM provisioning. Please contact Support and refer to "
+            f"Account ID Configuration - Email. It is for {UPN_A} and {UPN_B}; reply to {EMAIL}. "
+            f"Our Entra setup used Authorization: Bearer {TOKEN} and secret token {SCIM_SECRET}"
         ),
         texts={"account": f"Contoso, contact {EMAIL}", "upns": f"{UPN_A}, {UPN_B}", "groups": "Cato-Remote-Users"},
     )

@@ -623,7 +623,9 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     assert all(p["thread_ts"] == ts for p in slack.posts())
     # the ticket: fields, the body as a code block, the portal link and the hand-off button
     assert any("fields" in b for b in blocks)
-    assert "```" in all_text(blocks) and "Contoso 12345" in all_text(blocks)
+    assert "```" in all_text(blocks) and "Contoso (12345)" in all_text(blocks)
+    # rendered, not only pasted: the steps taken and what to attach, under the pack's headings
+    assert "Troubleshooting steps taken" in all_text(blocks) and "Please attach" in all_text(blocks)
     urls = [el.get("url") for b in blocks if b["type"] == "actions" for el in b["elements"]]
     assert SUPPORT in urls
     handoff_button, handoff_block = find_button(blocks, "handoff")
@@ -638,7 +640,7 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     view = opened["view"]
     assert view["type"] == "modal" and len(view["title"]["text"]) <= 24
     inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
-    assert inputs["account"]["initial_value"] == "Contoso 12345"
+    assert inputs["account"]["initial_value"] == "Contoso (12345)"
     assert "SCIM provisioning issue" in inputs["body"]["initial_value"]
 
     def submission(values: dict[str, str]) -> dict[str, Any]:
