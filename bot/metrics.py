@@ -66,7 +66,7 @@ class Metrics:
         )
         self.ended = Counter(
             "scim_help_conversations_ended",
-            "Conversations (episodes) ended, by symptom, cause and outcome (resolved|escalated|cancelled|off-topic).",
+            "Conversations (episodes) ended, by symptom, cause and outcome (resolved|answered|escalated|cancelled|off-topic).",
             ["channel", "symptom", "cause", "outcome"],
             registry=r,
         )
@@ -126,7 +126,7 @@ class Metrics:
 
     def record_outcome(self, new: dict, old: dict | None) -> None:
         channel = str(new.get("channel") or "unknown")
-        symptom = str(new.get("symptom") or "none")
+        symptom = str(new.get("symptom") or new.get("topic") or "none")
         if old is None or old.get("outcome") != new.get("outcome"):
             outcome = str(new.get("outcome") or "unknown")
             self.ended.labels(channel, symptom, str(new.get("cause") or "none"), outcome).inc()

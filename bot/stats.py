@@ -22,6 +22,7 @@ NONE = "(none)"
 class Row:
     conversations: int = 0
     resolved: int = 0
+    answered: int = 0  # works as designed: explained, nothing to fix
     escalated: int = 0
     cancelled: int = 0
     off_topic: int = 0
@@ -34,6 +35,8 @@ class Row:
         outcome = rec.get("outcome")
         if outcome == "resolved":
             self.resolved += 1
+        elif outcome == "answered":
+            self.answered += 1
         elif outcome == "escalated":
             self.escalated += 1
         elif outcome == "cancelled":
@@ -60,6 +63,7 @@ class Row:
         return {
             "conversations": self.conversations,
             "resolved": self.resolved,
+            "answered": self.answered,
             "escalated": self.escalated,
             "cancelled": self.cancelled,
             "off_topic": self.off_topic,
@@ -97,7 +101,7 @@ def aggregate(raw_records: Iterable[str]) -> Report:
             skipped += 1
             continue
         total.add(rec)
-        by_symptom.setdefault(str(rec.get("symptom") or NONE), Row()).add(rec)
+        by_symptom.setdefault(str(rec.get("symptom") or rec.get("topic") or NONE), Row()).add(rec)
         by_cause.setdefault(str(rec.get("cause") or NONE), Row()).add(rec)
 
     def ordered(rows: dict[str, Row]) -> dict[str, Row]:
@@ -120,11 +124,12 @@ def format_text(report: Report) -> str:
         return "No conversations recorded yet. Outcomes are written when a conversation ends (resolved, escalated or cancelled)."
     lines = [
         f"{t.conversations} conversation(s): {t.resolved} resolved, {t.escalated} escalated, {t.cancelled} cancelled"
+        + (f", {t.answered} answered as designed" if t.answered else "")
         + (f", {t.off_topic} off-topic" if t.off_topic else "")
         + f"; helpful {_pct(t.helpful_rate)} of {t.helpful_answered} answered; "
         f"mean questions to cause {_mean(t.mean_questions_to_cause)}",
     ]
-    for title, rows in (("symptom", report.by_symptom), ("cause", report.by_cause)):
+    for title, rows in (("symptom or topic", report.by_symptom), ("cause", report.by_cause)):
         width = max([len(title)] + [len(k) for k in rows]) + 2
         lines.append("")
         lines.append(

@@ -70,6 +70,7 @@ async def test_stats_json_after_real_conversations(env_settings, make_runtime, b
     assert enable == {
         "conversations": 2,
         "resolved": 0,
+        "answered": 0,
         "escalated": 2,
         "cancelled": 0,
         "off_topic": 0,
