@@ -91,27 +91,43 @@ class Batcher(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if not self._running:
+            # The first caller writes its batch itself (no task to schedule for a lone call); what queued
+            # meanwhile is written by a task, so this caller does not wait for others.
             self._running = True
-            asyncio.ensure_future(self._drain())
+            try:
+                await self._one_batch()
+            finally:
+                if self._pending:
+                    asyncio.ensure_future(self._drain())
+                else:
+                    self._running = False
         return await future
 
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results = await self._run([item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
-                    results = [exc] * len(batch)
-                for (_, future), result in zip(batch, results):
-                    if future.done():
-                        continue  # the caller was cancelled
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                await self._one_batch()
         finally:
             self._running = False
+
+    async def _one_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            results = await self._run([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+            results = [exc] * len(batch)
+        except BaseException:
+            for _, future in batch:  # cancelled mid-write: whether it was written is unknown
+                if not future.done():
+                    future.set_exception(ConnectionError("batch cancelled"))
+            raise
+        for (_, future), result in zip(batch, results):
+            if future.done():
+                continue  # the caller was cancelled
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
 
 class MemoryInbox(Inbox):

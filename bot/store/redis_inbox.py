@@ -62,6 +62,21 @@ return out
 """
 
 
+# KEYS: stream, then one record hash per dropped record. ARGV: the entry ids' count, the ids, then a field
+# per record hash. One call for a whole batch of processed entries.
+_DONE = """
+local n = tonumber(ARGV[1])
+local ids = {}
+for i = 2, n + 1 do table.insert(ids, ARGV[i]) end
+if n > 0 then
+  redis.call('XACK', KEYS[1], 'workers', unpack(ids))
+  redis.call('XDEL', KEYS[1], unpack(ids))
+end
+for i = 2, #KEYS do redis.call('HDEL', KEYS[i], ARGV[n + i]) end
+return n
+"""
+
+
 def _consumer_name() -> str:
     try:
         ns = str(os.stat("/proc/self/ns/pid").st_ino)
@@ -78,6 +93,7 @@ class RedisInbox(Inbox):
         self.box = box
         self.consumer = _consumer_name()
         self._put = self.r.register_script(_PUT)
+        self._done = self.r.register_script(_DONE)
         self._alive_at = 0.0
         self._puts: Batcher[tuple[str, str, int, int], Entry | None] = Batcher(self._put_batch)
         self._dones: Batcher[tuple[str, tuple[tuple[str, str], ...]], None] = Batcher(self._done_batch)
@@ -109,18 +125,14 @@ class RedisInbox(Inbox):
         await self._dones.submit((entry.id, tuple(drop)))
 
     async def _done_batch(self, items: list[tuple[str, tuple[tuple[str, str], ...]]]) -> list[None | Exception]:
-        ids = [entry_id for entry_id, _ in items]
-        drops: dict[str, list[str]] = {}
+        keys = [self.stream]
+        args: list[str | int] = [len(items), *(entry_id for entry_id, _ in items)]
         for _, drop in items:
             for kind, key in drop:
-                drops.setdefault(kind, []).append(key)
+                keys.append(self.store._k("rec", kind))
+                args.append(key)
         try:
-            async with self.r.pipeline(transaction=True) as pipe:
-                pipe.xack(self.stream, GROUP, *ids)
-                pipe.xdel(self.stream, *ids)
-                for kind, keys in drops.items():
-                    pipe.hdel(self.store._k("rec", kind), *keys)
-                await pipe.execute()
+            await self._done(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return [None] * len(items)
