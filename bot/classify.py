@@ -71,6 +71,12 @@ class Classification:
     domain_score: float = 0.0
     # (what it counts for, phrase, weight) for each piece of evidence found; `explain` shows them.
     evidence: tuple[tuple[str, str, float], ...] = field(default_factory=tuple)
+    # Causes a plain statement in the text rules out ("we have plenty of licences").
+    ruled_out: tuple[str, ...] = ()
+    # Evidence per cause found in the text (statements and signature), before the symptom filter.
+    cause_scores: tuple[tuple[str, float], ...] = ()
+    # The pasted error signature found, whether or not the message counted as in the domain.
+    pasted: SignatureHit | None = None
 
     def to_json(self) -> dict:
         return {
@@ -660,8 +666,11 @@ class Classifier:
     # ---- classify ----------------------------------------------------------------------------------------
 
     def classify(self, text: str) -> Classification:
+        return self.classify_plain(strip_markup(text))
+
+    def classify_plain(self, plain: str) -> Classification:
+        """`classify` of text already through `strip_markup` (the reader normalises once per message)."""
         t = self.t
-        plain = strip_markup(text)
         norm = plain.lower()
         idp = self._detect_idp_norm(norm) if norm else None
         # Cap the words analysed: the problem is stated early, and work stays bounded on pasted walls of
@@ -840,6 +849,9 @@ class Classifier:
             signature=sig if in_domain else None,
             domain_score=round(domain_score, 3),
             evidence=tuple(evidence),
+            ruled_out=tuple(sorted(c for c in ruled_out if c not in cause_ev)),
+            cause_scores=tuple(sorted(cause_ev.items(), key=lambda kv: -kv[1])),
+            pasted=sig,
         )
 
     # ---- presentation -------------------------------------------------------------------------------------

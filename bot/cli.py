@@ -33,14 +33,66 @@ def _pack_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_kb_check(args: argparse.Namespace) -> int:
+    """Load the pack with every check the engine relies on (schema, graph, per-IdP wording and console
+    ownership, message placeholders); any problem is printed as file:line: path: message."""
     bundle = _load_bundle(args.path or _pack_path(args))
     p = bundle.pack
     answers = sum(len(c.answers) for c in p.checks)
-    sigs = sum(len(c.signatures) for c in p.causes)
+    matches = sum(len(e.match) for e in p.errors)
+    designed = sum(1 for c in p.causes if c.as_designed)
     print(
-        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.checks)} checks ({answers} answers), "
-        f"{len(p.causes)} causes ({sigs} signatures), {len(p.idps)} IdPs, "
+        f"ok: {bundle.origin}: {len(p.symptoms)} symptoms, {len(p.topics)} topics, {len(p.checks)} checks "
+        f"({answers} answers), {len(p.causes)} causes ({designed} as designed), {len(p.errors)} errors "
+        f"({matches} strings), {len(bundle.messages.messages)} messages, {len(p.idps)} IdPs "
+        f"({', '.join(i.id for i in p.idps)}), "
         f"{sum(len(m.examples) for m in bundle.classifier.symptoms.values())} classifier examples"
+    )
+    return _check_corpus(bundle)
+
+
+def _check_corpus(bundle) -> int:
+    """The labelled corpus next to the pack (knowledge/corpus/), when there is one."""
+    from pathlib import Path
+
+    from bot.understand.corpus import validate
+
+    corpus = Path(bundle.origin).resolve().parent / "corpus"
+    if not (corpus / "reports.jsonl").exists():
+        return 0
+    problems, summary = validate(corpus, bundle)
+    for note in summary.get("notes", []):
+        print(f"  {note}")
+    if problems:
+        print(f"corpus is invalid ({len(problems)} problem(s)):", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    parts = []
+    for kind in ("reports", "replies"):
+        per_split = summary.get(kind, {})
+        parts.append(f"{kind} " + ", ".join(f"{sp} {sum(c.values())}" for sp, c in sorted(per_split.items())))
+    print(f"ok: corpus {corpus}: " + "; ".join(parts) + f"; writers {', '.join(f'{w}={s}' for w, s in sorted(summary['writers'].items()))}")
+    return 0
+
+
+def cmd_kb_train(args: argparse.Namespace) -> int:
+    """Rebuild the reader's model artefact (knowledge/model/) from the corpus: one reproducible command."""
+    try:
+        from bot.understand import train as tr
+    except ImportError as exc:  # scikit-learn is in the bench extra
+        print(f"kb train needs scikit-learn (pip install '.[bench]'): {exc}", file=sys.stderr)
+        return 2
+    import time
+
+    bundle = _load_bundle(_pack_path(args))
+    t0 = time.perf_counter()
+    meta, arrays = tr.train(bundle, tr.Config(thresholds=tr.THRESHOLDS))
+    meta_path, arr_path = tr.save(meta, arrays)
+    size = (meta_path.stat().st_size + arr_path.stat().st_size) / 1024
+    print(
+        f"ok: trained on {meta['trained_on']['reports']} reports and {meta['trained_on']['replies']} replies "
+        f"({', '.join(meta['trained_on']['splits'])}) in {time.perf_counter() - t0:.0f} s; corpus {meta['corpus_hash']}; "
+        f"wrote {meta_path} and {arr_path.name} ({size:.0f} KB)"
     )
     return 0
 
@@ -56,13 +108,14 @@ def cmd_kb_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from bot.classify import Classifier
+    from bot.understand import Context, Reader
 
     bundle = _load_bundle(_pack_path(args))
-    clf = Classifier(bundle)
+    reader = Reader(bundle)
     if args.text:
-        result = clf.classify(" ".join(args.text))
-        print(clf.explain(result))
+        text = " ".join(args.text)
+        reading = reader.read(text, Context(addressed=False))
+        print(reader.explain(reading))
         return 0
     # JSON Lines contract: exactly one output line per input line, in order, flushed as we go.
     for lineno, line in enumerate(sys.stdin, 1):
@@ -75,9 +128,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 raise ValueError('expected an object with a string "text"')
         except (ValueError, KeyError) as exc:
             print(f"line {lineno}: {exc}", file=sys.stderr)
-            out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "error": str(exc)}
+            out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "in_domain": False, "topic": None, "error": str(exc)}
         else:
-            out = clf.classify(text).to_json()
+            out = reader.classify(text)
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
@@ -110,6 +163,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return print_config()
 
 
+def cmd_graph_check(args: argparse.Namespace) -> int:
+    from bot.graph.check import run_graph_check
+
+    return run_graph_check(args)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from bot.stats import run_stats
 
@@ -126,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="validate a pack; prints file:line: path: problem for each error")
     check.add_argument("path", nargs="?", help="pack manifest (default: the configured pack)")
     check.set_defaults(func=cmd_kb_check)
+    train = kb_sub.add_parser("train", help="rebuild the understanding model (knowledge/model/) from knowledge/corpus/")
+    train.set_defaults(func=cmd_kb_train)
     graph = kb_sub.add_parser("graph", help="print the decision graph as a Mermaid flowchart")
     graph.set_defaults(func=cmd_kb_graph)
 
@@ -149,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.set_defaults(func=cmd_config)
+
+    graph_cmd = sub.add_parser("graph", help="the optional Microsoft Graph connection (SCIM_HELP_GRAPH_*)")
+    graph_sub = graph_cmd.add_subparsers(dest="graph_command", required=True)
+    gcheck = graph_sub.add_parser("check", help="verify the connection and each permission; print what is missing")
+    gcheck.add_argument("--upn", help="a user to test the per-user reads with (default: one the app is assigned to)")
+    gcheck.set_defaults(func=cmd_graph_check)
 
     stats = sub.add_parser("stats", help="outcomes per symptom and cause, read from the store")
     stats.add_argument("--json", action="store_true", help="machine-readable output")

@@ -105,12 +105,18 @@ class Ticket(BaseModel):
     upns: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     symptom: str | None = None
-    symptom_title: str | None = None
+    topic: str | None = None  # a topic beyond the playbook, reported instead of a symptom
+    symptom_title: str | None = None  # the symptom's or the topic's title
     cause: str | None = None
     cause_title: str | None = None
     steps: list[TicketStep] = Field(default_factory=list)
     ruled_out: list[str] = Field(default_factory=list)
     resolution_tried: list[str] = Field(default_factory=list)
+    why: str | None = None  # why it was escalated, in plain words
+    attachments: list[str] = Field(default_factory=list)  # what to attach: the pack's list, then the IdP's screens
+    # Every heading and field label of the ticket, from the pack (bot/ticket.py TICKET_LABELS): each view of
+    # the ticket — Markdown, Slack, Teams, web — shows these words and no others.
+    labels: dict[str, str] = Field(default_factory=dict)
     transcript: list[str] = Field(default_factory=list)
     body: str = ""  # Markdown, ready to paste into the Cato support form
 
@@ -128,6 +134,9 @@ class Reply(BaseModel):
     after: str | None = None
     choices: list[Choice] = Field(default_factory=list)
     ticket: Ticket | None = None
+    # A link to offer beside the text (the support portal): each renderer shows it its own way.
+    link: str | None = None
+    link_label: str | None = None
 
 
 class Turn(BaseModel):
@@ -137,6 +146,8 @@ class Turn(BaseModel):
     replies: list[Reply] = Field(default_factory=list)
     phase: Phase
     symptom: str | None = None
+    # A topic beyond the playbook being walked instead of a symptom (knowledge pack `topics:`).
+    topic: str | None = None
     probing: str | None = None
     cause: str | None = None
     asking: AskingField | None = None

@@ -1,4 +1,4 @@
-"""Wiring: settings -> knowledge pack -> classifier -> store -> engine, shared by every channel.
+"""Wiring: settings -> knowledge pack -> reader -> store -> engine, shared by every channel.
 
 Adapters call `Runtime.handle()` rather than the engine directly, so timing, metrics and error handling
 happen in one place for Slack, Teams, the web chat and the terminal alike.
@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bot.classify import Classifier
 from bot.engine import Engine
+from bot.graph.looker import Looker
 from bot.events import Incoming, Turn
 from bot.settings import Settings, load_settings
 from bot.store import Store, open_store
+from bot.understand import Reader
 from knowledge.loader import load_pack
 from knowledge.schema import Bundle
 
@@ -36,9 +37,10 @@ MAX_CONCURRENT_TURNS = 8
 class Runtime:
     settings: Settings
     bundle: Bundle
-    classifier: Classifier
+    reader: Reader
     store: Store
     engine: Engine
+    looker: Looker | None = None
     observers: list[Observer] = field(default_factory=list)
     _admission: asyncio.Semaphore | None = field(default=None, repr=False)
 
@@ -46,10 +48,12 @@ class Runtime:
     def create(cls, settings: Settings | None = None, store: Store | None = None) -> "Runtime":
         settings = settings or load_settings()
         bundle = load_pack(settings.knowledge)
-        classifier = Classifier(bundle)
+        reader = Reader(bundle)
         store = store or open_store(settings)
-        engine = Engine(bundle, classifier, store, ttl=settings.conversation_ttl, support_url=settings.support_url)
-        return cls(settings, bundle, classifier, store, engine)
+        # Optional: with a connected tenant, Entra checks are looked up in Microsoft Graph before asking.
+        looker = Looker.from_settings(settings, bundle)
+        engine = Engine(bundle, store, ttl=settings.conversation_ttl, support_url=settings.support_url, reader=reader, looker=looker)
+        return cls(settings, bundle, reader, store, engine, looker=looker)
 
     async def handle(self, msg: Incoming) -> Turn:
         if self._admission is None:
@@ -72,4 +76,6 @@ class Runtime:
             observer(msg, turn, seconds, error)
 
     async def close(self) -> None:
+        if self.looker is not None:
+            await self.looker.close()
         await self.store.close()

@@ -71,12 +71,29 @@ class Settings(BaseSettings):
     microsoft_app_tenant_id: str | None = Field(None, validation_alias="MicrosoftAppTenantId")
     teams_escalation_channel: str | None = Field(None, validation_alias="SCIM_HELP_TEAMS_ESCALATION_CHANNEL")
 
+    # -- Microsoft Graph (optional, read-only: Entra checks answered by looking; bot/graph/) ----------
+    graph_tenant_id: str | None = Field(None, validation_alias="SCIM_HELP_GRAPH_TENANT_ID")
+    graph_client_id: str | None = Field(None, validation_alias="SCIM_HELP_GRAPH_CLIENT_ID")
+    graph_client_secret: SecretStr | None = Field(None, validation_alias="SCIM_HELP_GRAPH_CLIENT_SECRET")
+    # Object id of the Cato provisioning app's service principal (Enterprise applications > Properties).
+    graph_service_principal_id: str | None = Field(None, validation_alias="SCIM_HELP_GRAPH_SERVICE_PRINCIPAL_ID")
+    graph_url: str = Field("https://graph.microsoft.com", validation_alias="SCIM_HELP_GRAPH_URL")
+    graph_authority: str = Field("https://login.microsoftonline.com", validation_alias="SCIM_HELP_GRAPH_AUTHORITY")
+
     @field_validator("slack_api_url", "support_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return v
+
+    @field_validator("graph_url", "graph_authority")
+    @classmethod
+    def _https_url(cls, v: str) -> str:
+        # MSAL accepts only https authorities, and a bearer token never travels in clear text.
+        if not v.startswith("https://") or len(v) <= len("https://"):
+            raise ValueError("must be an https:// URL")
+        return v.rstrip("/")
 
     @field_validator("redis_url")
     @classmethod
@@ -95,6 +112,15 @@ class Settings(BaseSettings):
             raise ValueError("MicrosoftAppPassword is required when MicrosoftAppId is set")
         if self.microsoft_app_type == "SingleTenant" and self.microsoft_app_id and not self.microsoft_app_tenant_id:
             raise ValueError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
+        graph = {
+            "SCIM_HELP_GRAPH_TENANT_ID": self.graph_tenant_id,
+            "SCIM_HELP_GRAPH_CLIENT_ID": self.graph_client_id,
+            "SCIM_HELP_GRAPH_CLIENT_SECRET": self.graph_client_secret,
+            "SCIM_HELP_GRAPH_SERVICE_PRINCIPAL_ID": self.graph_service_principal_id,
+        }
+        if any(graph.values()) and not all(graph.values()):
+            missing = ", ".join(k for k, v in graph.items() if not v)
+            raise ValueError(f"{missing} required when any SCIM_HELP_GRAPH_* connection setting is set")
         return self
 
     @field_validator("allowed_origins")
@@ -135,6 +161,13 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def graph_enabled(self) -> bool:
+        """The tenant is connected: Entra checks may be answered from Microsoft Graph."""
+        return bool(
+            self.graph_tenant_id and self.graph_client_id and self.graph_client_secret and self.graph_service_principal_id
+        )
 
     @property
     def sqlite_path(self) -> Path:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bot.events import Phase
 
-SCHEMA_VERSION = 1
+# 2: typed continuations (`Then`) instead of "check:<id>" strings, topics, the ask-back prompt. A version 1
+# state still loads: its string continuations are read into `Then` below.
+SCHEMA_VERSION = 2
 
 
 class Finding(BaseModel):
@@ -19,19 +21,48 @@ class Finding(BaseModel):
     check: str
     answer: str
     finding: str
-    source: Literal["asked", "report", "signature"]
+    # asked: answered to the question; report: read from a message; signature: a pasted error;
+    # graph: looked up in the tenant (bot/graph), with `ref` naming the log entry or job it came from.
+    source: Literal["asked", "report", "signature", "graph"]
     # The admin's words when the answer came as free text (already scrubbed of secrets).
     said: str | None = None
+    ref: str | None = None
+
+
+class Pin(BaseModel):
+    """A cause pinned by a pasted error or a plain statement that no check of the flow stands for."""
+
+    cause: str
+    matched: str
+    source: str | None = None
+
+
+class Then(BaseModel):
+    """What to do once the prompt in front of it is answered (the IdP question, an ask-back)."""
+
+    kind: Literal["check", "cause", "field", "advance"]
+    id: str | None = None
 
 
 class Pending(BaseModel):
-    """What the bot is waiting for."""
+    """What the bot is waiting for: one prompt kind of bot/engine/prompts.py."""
 
-    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify"]
-    id: str | None = None  # check id / field id
+    kind: Literal["check", "idp", "field", "fixed", "feedback", "clarify", "confirm", "switch"]
+    id: str | None = None  # check id / field id; for "switch", the flow offered
     reasks: int = 0
-    # What to ask after the IdP question is answered (a check, or the resolution of a cause).
-    then: str | None = None
+    then: Then | None = None
+    # "confirm": the option ids the last reply might have meant ("Do you mean: …?"), and the prompt they
+    # belong to (kind "check" with its id, or "fixed").
+    maybe: list[str] = Field(default_factory=list)
+    of: "Pending | None" = None
+
+    @field_validator("then", mode="before")
+    @classmethod
+    def _legacy_then(cls, v: object) -> object:
+        if isinstance(v, str):  # version 1: "check:<id>", "cause:<id>", "field"
+            kind, _, ident = v.partition(":")
+            return {"kind": kind if kind in ("check", "cause", "field") else "advance", "id": ident or None}
+        return v
 
 
 class Line(BaseModel):
@@ -52,13 +83,22 @@ class State(BaseModel):
     phase: Phase = "triage"
     pending: Pending | None = None
     symptom: str | None = None
+    # A topic beyond the playbook (knowledge pack `topics:`), walked like a symptom; set instead of `symptom`.
+    topic: str | None = None
     clarify: list[str] = Field(default_factory=list)
     idp: str | None = None
+    # The IdP as the admin named it ("JumpCloud"), for the ticket; `idp` is the pack's id ("other").
+    idp_named: str | None = None
 
     findings: list[Finding] = Field(default_factory=list)
+    pinned: list[Pin] = Field(default_factory=list)
+    # Checks already looked up in the tenant (bot/graph) in this episode: looked up once, then asked.
+    looked: list[str] = Field(default_factory=list)
     cause: str | None = None
     cause_confirmed: bool = False
-    tried: list[str] = Field(default_factory=list)  # causes whose resolution did not fix it
+    tried: list[str] = Field(default_factory=list)
+    # The other symptoms were offered once, after every cause of the first was ruled out or tried.
+    repicked: bool = False  # causes whose resolution did not fix it
     questions: int = 0  # check questions asked
     questions_to_cause: int | None = None
 
@@ -68,9 +108,15 @@ class State(BaseModel):
     skipped: list[str] = Field(default_factory=list)  # ticket fields the admin chose not to give
     escalation_reason: str | None = None
 
-    outcome: Literal["resolved", "escalated", "cancelled", "off-topic"] | None = None
+    # "answered": the finding is that Cato works as designed (nothing to fix, no ticket unless asked).
+    outcome: Literal["resolved", "answered", "escalated", "cancelled", "off-topic"] | None = None
     helpful: bool | None = None
     transcript: list[Line] = Field(default_factory=list)
+
+    @property
+    def flow(self) -> str | None:
+        """The symptom or topic being walked."""
+        return self.topic or self.symptom
 
     def finding_for(self, check_id: str) -> Finding | None:
         return next((f for f in self.findings if f.check == check_id), None)

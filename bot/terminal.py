@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+import threading
 import uuid
 from typing import Any, TextIO
 
@@ -139,6 +140,62 @@ def _show(turn: Turn, out: TextIO, ansi: bool) -> list[str]:
     return numbered
 
 
+# Lines that arrive within this pause of each other are one message: a multi-line paste (a log excerpt)
+# reaches a terminal as several lines in one burst, while a person typing needs far longer than this
+# between two Enter presses.
+PASTE_PAUSE = 0.15
+BRACKETED_PASTE_ON, BRACKETED_PASTE_OFF = "\x1b[?2004h", "\x1b[?2004l"
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+class Lines:
+    """Reads the terminal's lines in a thread and hands out messages: one line, or — at an interactive
+    terminal — a whole paste (bracketed paste where the terminal supports it, else lines in one burst)."""
+
+    def __init__(self, stdin: TextIO, interactive: bool):
+        self.stdin = stdin
+        self.interactive = interactive
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def pump() -> None:
+            while True:
+                line = self.stdin.readline()
+                loop.call_soon_threadsafe(self.queue.put_nowait, line or None)
+                if not line:
+                    return
+
+        # A daemon thread, not the loop's executor: after "quit" it may still wait in readline(), and
+        # asyncio.run() would wait for an executor thread forever.
+        threading.Thread(target=pump, name="terminal-input", daemon=True).start()
+
+    async def message(self) -> str | None:
+        first = await self.queue.get()
+        if first is None:
+            return None
+        lines = [first]
+        if PASTE_START in first:
+            while PASTE_END not in lines[-1]:
+                nxt = await self.queue.get()
+                if nxt is None:
+                    break
+                lines.append(nxt)
+        elif self.interactive:
+            while True:
+                try:
+                    nxt = await asyncio.wait_for(self.queue.get(), PASTE_PAUSE)
+                except asyncio.TimeoutError:
+                    break
+                if nxt is None:
+                    self.queue.put_nowait(None)
+                    break
+                lines.append(nxt)
+        text = "".join(lines).replace(PASTE_START, "").replace(PASTE_END, "")
+        return text.strip("\n")
+
+
 async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, interactive: bool) -> None:
     ansi = interactive and stdout.isatty()
     stdout.write(
@@ -146,6 +203,8 @@ async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, i
         "Describe the problem, answer with a number to pick a choice, or type freely. Ctrl-D to quit.\n"
         f"(conversation {conversation}; resume later with --conversation {conversation})\n"
     )
+    if ansi:
+        stdout.write(BRACKETED_PASTE_ON)
     state = await rt.engine.state(conversation)
     numbered: list[str] = []
     if state is None:
@@ -153,24 +212,31 @@ async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, i
         numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="")), stdout, ansi)
     elif state.pending is not None:
         numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="help")), stdout, ansi)
-    while True:
-        if interactive:
-            stdout.write("\nyou> ")
+    lines = Lines(stdin, interactive)
+    lines.start()
+    try:
+        while True:
+            if interactive:
+                stdout.write("\nyou> ")
+                stdout.flush()
+            text = await lines.message()
+            if text is None:
+                break
+            line = text.strip()
+            if not line:
+                continue
+            if line.lower() in ("quit", "exit", ":q"):
+                break
+            msg = Incoming(channel="terminal", conversation_id=conversation, text=text)
+            if line.isdigit() and 1 <= int(line) <= len(numbered):
+                msg = Incoming(channel="terminal", conversation_id=conversation, choice=numbered[int(line) - 1])
+            elif not interactive:
+                stdout.write(f"\nyou> {line}\n")
+            numbered = _show(await rt.handle(msg), stdout, ansi)
+    finally:
+        if ansi:
+            stdout.write(BRACKETED_PASTE_OFF)
             stdout.flush()
-        line = await asyncio.to_thread(stdin.readline)
-        if not line:
-            break
-        line = line.strip()
-        if not line:
-            continue
-        if line.lower() in ("quit", "exit", ":q"):
-            break
-        msg = Incoming(channel="terminal", conversation_id=conversation, text=line)
-        if line.isdigit() and 1 <= int(line) <= len(numbered):
-            msg = Incoming(channel="terminal", conversation_id=conversation, choice=numbered[int(line) - 1])
-        elif not interactive:
-            stdout.write(f"\nyou> {line}\n")
-        numbered = _show(await rt.handle(msg), stdout, ansi)
 
 
 def run_chat(args: argparse.Namespace) -> int:

@@ -39,6 +39,11 @@ _SHORTCODE = re.compile(r"(?<![\w:]):[a-z0-9_+'-]{1,40}:(?::skin-tone-\d:)?(?![\
 # Control characters other than whitespace, and the replacement char left by bad decodes.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\u200b-\u200d\u2060\ufeff]")
 _WS = re.compile(r"\s+")
+# With `lines=True`: spaces collapse within a line, and runs of line breaks (with the blanks around them)
+# become one "\n".
+_HTML_BREAK = re.compile(r"<br\s{0,5}/?>|</(?:p|div|li)\s{0,5}>", re.IGNORECASE)
+_HSPACE = re.compile(r"[^\S\n]+")
+_BREAKS = re.compile(r" ?\n[\s]*")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -99,8 +104,9 @@ def _link(m: re.Match[str]) -> str:
     return " "
 
 
-def strip_markup(text: str) -> str:
-    """Plain text of a Slack or Teams message, case kept, whitespace collapsed. Never raises."""
+def strip_markup(text: str, lines: bool = False) -> str:
+    """Plain text of a Slack or Teams message, case kept, whitespace collapsed (line breaks kept as single
+    "\n" when `lines`: a pasted list or log keeps its lines). Never raises."""
     try:
         s = _as_text(text)
         if not s:
@@ -112,6 +118,8 @@ def strip_markup(text: str) -> str:
             s = _SLACK_SPECIAL.sub(" ", s)
             s = _SLACK_CHANNEL.sub(_channel, s)
             s = _SLACK_LINK.sub(_link, s)
+            if lines:
+                s = _HTML_BREAK.sub("\n", s)
             s = _HTML_TAG.sub(" ", s)
         if "`" in s:
             s = _FENCE.sub(" ", s)
@@ -122,7 +130,10 @@ def strip_markup(text: str) -> str:
             s = html.unescape(s)
         s = unicodedata.normalize("NFKC", s)
         s = _CONTROL.sub(" ", s)
-        s = _WS.sub(" ", s).strip()
+        if lines:
+            s = _BREAKS.sub("\n", _HSPACE.sub(" ", s.replace("\r\n", "\n").replace("\r", "\n"))).strip()
+        else:
+            s = _WS.sub(" ", s).strip()
         return s[:MAX_CHARS].rstrip()
     except Exception:  # noqa: BLE001 - normalisation is best effort, never a crash
         return ""
@@ -132,3 +143,19 @@ def normalize(text: str) -> str:
     """Lower-case plain words of a Slack or Teams message (see `strip_markup`). Never raises."""
     # Lower-casing can lengthen a string ("İ" -> "i̇"): cap again.
     return strip_markup(text).lower()[:MAX_CHARS].rstrip()
+
+
+def as_text(text: object) -> str:
+    """Any input as a str of valid Unicode, cut to a bounded length (the first step of normalising)."""
+    try:
+        return _as_text(text)
+    except Exception:  # noqa: BLE001 - never raises
+        return ""
+
+
+def message_forms(text: object) -> tuple[str, str, str]:
+    """The one normalisation of a chat message, after secrets are scrubbed by the caller: (plain text with
+    its line breaks, plain text on one line, lower-cased one line)."""
+    lines = strip_markup(text, lines=True)  # type: ignore[arg-type]
+    plain = lines.replace("\n", " ")
+    return lines, plain, plain.lower()

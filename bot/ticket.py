@@ -1,8 +1,11 @@
 """The support ticket, prefilled from what the conversation learned.
 
-Rendered as Markdown (to paste into the Cato support form) and carried as a `Ticket` model (JSON). All
-text in it was scrubbed of secrets when it entered the conversation; it is scrubbed again here because a
-ticket leaves our hands.
+Rendered as Markdown (to paste into the support form) and carried as a `Ticket` model (JSON). Every label
+and heading comes from the pack (`ticket.*` messages, the escalation fields' labels), so each view of the
+ticket — Markdown, Slack, Teams, web — reads the same words. Only what the admin established goes in: a
+finding with the admin's own words when they typed the answer, never a skip, a question or the bot's
+sentences; the transcript shows what the admin saw (button labels, not ids). All text in it was scrubbed
+of secrets when it entered the conversation; it is scrubbed again here because a ticket leaves our hands.
 """
 
 from __future__ import annotations
@@ -13,41 +16,75 @@ from bot.state import State
 from knowledge.schema import Bundle
 
 TRANSCRIPT_LINES = 12
+# Label key -> the pack's message id; the four fields' labels come from the escalation fields.
+TICKET_LABELS = {
+    "header": "ticket.header",
+    "symptom": "ticket.symptom",
+    "topic": "ticket.topic",
+    "cause": "ticket.cause",
+    "tried": "ticket.tried",
+    "why": "ticket.why",
+    "steps": "ticket.steps",
+    "ruled_out": "ticket.ruled-out",
+    "attach": "ticket.attach",
+    "transcript": "ticket.transcript",
+    "not_provided": "ticket.not-provided",
+}
 
 
 def build_ticket(state: State, bundle: Bundle) -> Ticket:
-    checks, causes, symptoms, idps = bundle.checks, bundle.causes, bundle.symptoms, bundle.idps
+    idp_id = state.idp
+    say = lambda mid, **kw: bundle.message(mid, idp_id, **kw)  # noqa: E731 - a local shorthand
     steps = []
     for f in state.findings:
-        check = checks.get(f.check)
-        title = check.title if check else f.check
-        how = {"asked": "", "report": " (from the admin's report)", "signature": " (pasted error)"}[f.source]
-        answer = f.finding + how
-        if f.said:
-            answer += f' — admin said: "{_clip(f.said, 200)}"'
+        check = bundle.checks.get(f.check)
+        title = bundle.word(check.title, idp_id) if check else f.check
+        how = {"asked": "", "report": say("ticket.from-report"), "signature": say("ticket.pasted"), "graph": say("ticket.looked-up")}[f.source]
+        answer = f.finding + (f" ({how})" if how else "")
+        if f.ref:
+            answer += f" [{f.ref}]"
+        if f.said and f.source == "asked":
+            answer += " — " + say("ticket.admin-said", text=_clip(f.said, 200))
         steps.append(TicketStep(check=title, answer=scrub_secrets(answer)))
+    for pin in state.pinned:
+        cause = bundle.causes.get(pin.cause)
+        what = bundle.word(cause.title, idp_id) if cause else pin.cause
+        steps.append(TicketStep(check=what, answer=scrub_secrets(f"{say('ticket.pasted')}: “{_clip(pin.matched, 200)}”")))
 
-    ruled_out = _ruled_out(state, bundle)
-    symptom = symptoms.get(state.symptom or "")
-    cause = causes.get(state.cause or "")
-    idp = idps.get(state.idp or "")
+    flow = bundle.flows.get(state.flow or "")
+    cause = bundle.causes.get(state.cause or "")
+    idp = bundle.idps.get(idp_id or "")
     transcript = [f"{line.who}: {_clip(line.text, 300)}" for line in state.transcript[-TRANSCRIPT_LINES:]]
     ticket = Ticket(
         account=state.account,
-        idp=idp.name if idp else None,
+        idp=_idp_display(state, bundle),
         idp_id=idp.id if idp else None,
         upns=list(state.upns),
         groups=list(state.groups),
         symptom=state.symptom,
-        symptom_title=symptom.title if symptom else None,
+        topic=state.topic,
+        symptom_title=bundle.word(flow.title, idp_id) if flow else None,
         cause=state.cause,
-        cause_title=cause.title if cause else None,
+        cause_title=bundle.word(cause.title, idp_id) if cause else None,
         steps=steps,
-        ruled_out=[causes[c].title for c in ruled_out if c in causes],
-        resolution_tried=[causes[c].title for c in state.tried if c in causes],
+        ruled_out=[bundle.word(bundle.causes[c].title, idp_id) for c in _ruled_out(state, bundle) if c in bundle.causes],
+        resolution_tried=[bundle.word(bundle.causes[c].title, idp_id) for c in state.tried if c in bundle.causes],
+        why=state.escalation_reason,
+        attachments=[*bundle.pack.escalation.include, *bundle.attachments(idp_id)],
         transcript=[scrub_secrets(t) for t in transcript],
+        labels={**{k: bundle.message(m, idp_id) for k, m in TICKET_LABELS.items()}, **field_labels(bundle, idp_id)},
     )
     return ticket.model_copy(update={"body": render_markdown(ticket, state, bundle)})
+
+
+def _idp_display(state: State, bundle: Bundle) -> str | None:
+    """The IdP as the admin named it ("JumpCloud"), with the pack's name when that says more."""
+    idp = bundle.idps.get(state.idp or "")
+    if state.idp_named and idp and state.idp_named.casefold() != idp.name.casefold():
+        return state.idp_named if state.idp != bundle.generic_idp else state.idp_named
+    if state.idp_named and not idp:
+        return state.idp_named
+    return idp.name if idp else None
 
 
 def _ruled_out(state: State, bundle: Bundle) -> list[str]:
@@ -71,35 +108,43 @@ def missing_fields(state: State, bundle: Bundle) -> list[str]:
     return [f.id for f in bundle.pack.escalation.fields if not have[f.id] and f.id not in state.skipped]
 
 
+def field_labels(bundle: Bundle, idp: str | None = None) -> dict[str, str]:
+    """The ticket fields' labels, as every view of the ticket shows them."""
+    return {f.id: bundle.word(f.label, idp) for f in bundle.pack.escalation.fields}
+
+
 def render_markdown(ticket: Ticket, state: State, bundle: Bundle) -> str:
-    esc = bundle.pack.escalation
-    none = "_not provided_"
-    lines = [
-        "## SCIM provisioning issue — prepared with scim-help",
-        "",
-        f"- **Account name / number:** {ticket.account or none}",
-        f"- **Identity provider:** {ticket.idp or none}",
-        f"- **Affected user UPNs:** {', '.join(ticket.upns) if ticket.upns else none}",
-        f"- **IdP groups:** {', '.join(ticket.groups) if ticket.groups else none}",
-        f"- **Symptom:** {ticket.symptom_title or none}",
-    ]
+    idp = state.idp
+    say = lambda mid, **kw: bundle.message(mid, idp, **kw)  # noqa: E731 - a local shorthand
+    none = f"_{say('ticket.not-provided')}_"
+    labels = field_labels(bundle, idp)
+    values = {
+        "account": ticket.account,
+        "idp": ticket.idp,
+        "upns": ", ".join(ticket.upns),
+        "groups": ", ".join(ticket.groups),
+    }
+    lines = [f"## {say('ticket.header')}", ""]
+    lines += [f"- **{labels[f.id]}:** {values[f.id] or none}" for f in bundle.pack.escalation.fields]
+    lines.append(f"- **{say('ticket.topic' if ticket.topic else 'ticket.symptom')}:** {ticket.symptom_title or none}")
     if ticket.cause_title:
-        how = "confirmed by the checks below" if state.cause_confirmed else "most likely, not confirmed"
-        lines.append(f"- **Suspected cause:** {ticket.cause_title} ({how})")
+        how = say("ticket.cause-confirmed") if state.cause_confirmed else say("ticket.cause-likely")
+        lines.append(f"- **{say('ticket.cause')}:** {ticket.cause_title} ({how})")
     if ticket.resolution_tried:
-        lines.append(f"- **Resolution tried without success:** {'; '.join(ticket.resolution_tried)}")
-    if state.escalation_reason:
-        lines.append(f"- **Why escalated:** {state.escalation_reason}")
-    lines += ["", "### Troubleshooting steps taken"]
+        lines.append(f"- **{say('ticket.tried')}:** {'; '.join(ticket.resolution_tried)}")
+    if ticket.why:
+        lines.append(f"- **{say('ticket.why')}:** {ticket.why}")
+    lines += ["", f"### {say('ticket.steps')}"]
     if ticket.steps:
         lines += [f"{i}. **{s.check}:** {s.answer}" for i, s in enumerate(ticket.steps, 1)]
     else:
-        lines.append("_No checks were completed._")
+        lines.append(f"_{say('ticket.no-steps')}_")
     if ticket.ruled_out:
-        lines += ["", "### Causes ruled out", *[f"- {c}" for c in ticket.ruled_out]]
-    lines += ["", "### Please attach", *[f"- {item}" for item in esc.include]]
+        lines += ["", f"### {say('ticket.ruled-out')}", *[f"- {c}" for c in ticket.ruled_out]]
+    # What the playbook asks every ticket to include, then the screens to attach for this IdP.
+    lines += ["", f"### {say('ticket.attach')}", *[f"- {item}" for item in ticket.attachments]]
     if ticket.transcript:
-        lines += ["", "### Conversation (last messages)", "```", *ticket.transcript, "```"]
+        lines += ["", f"### {say('ticket.transcript')}", "```", *ticket.transcript, "```"]
     return scrub_secrets("\n".join(lines))
 
 

@@ -1,4 +1,5 @@
-"""Reads a knowledge pack from YAML and reports every problem with file, line and path.
+"""Reads a knowledge pack (manifest, classifier material, lexicon, messages) from YAML and reports every
+problem with file, line and path.
 
 PyYAML's composer gives each node its position; we walk that tree once to map every path
 (`symptoms[2].checks[1]`) to a line, refuse duplicate keys (which plain YAML silently overwrites), and
@@ -16,7 +17,20 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from knowledge.schema import Bundle, ClassifierMaterial, Lexicon, Pack, Problem, classifier_problems, graph_problems
+from knowledge.schema import (
+    GENERIC_IDP,
+    TAG_PARTS,
+    Bundle,
+    ClassifierMaterial,
+    Lexicon,
+    Messages,
+    Pack,
+    Problem,
+    classifier_problems,
+    graph_problems,
+    message_problems,
+    wording_problems,
+)
 
 DEFAULT_PACK = Path(__file__).with_name("scim.yaml")
 
@@ -126,13 +140,17 @@ def _read_yaml(path: Path) -> tuple[Any, _Positions]:
     return data, positions
 
 
-def _validate(model: type[M], data: Any, positions: _Positions) -> M:
+def _validate(model: type[M], data: Any, positions: _Positions, context: dict[str, Any] | None = None) -> M:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            # Drop pydantic's own location parts: validator functions and the union tags of Worded
+            # fields ("neutral" / "per-idp"), so the path reads as the file does.
+            loc = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TAG_PARTS))
+            )
             issues.append(positions.issue(loc, err["msg"]))
         raise KnowledgeError(issues) from None
 
@@ -153,10 +171,13 @@ def load_pack(path: str | os.PathLike[str] | None = None) -> Bundle:
     """Load and validate a pack manifest and its companion files. Raises KnowledgeError."""
     manifest = Path(path) if path else DEFAULT_PACK
     if manifest.is_dir():
-        manifest = manifest / "scim.yaml"
+        # A pack directory: its manifest is scim.yaml (the shipped pack) or pack.yaml.
+        manifest = next((manifest / n for n in ("scim.yaml", "pack.yaml") if (manifest / n).exists()), manifest / "scim.yaml")
     data, positions = _read_yaml(manifest)
-    pack = _validate(Pack, data, positions)
-    _raise_problems(graph_problems(pack), positions)
+    generic = data.get("generic_idp") if isinstance(data.get("generic_idp"), str) else GENERIC_IDP
+    context = {"generic_idp": generic}
+    pack = _validate(Pack, data, positions, context)
+    _raise_problems(graph_problems(pack) + wording_problems(pack), positions)
 
     cls_path = (manifest.parent / pack.classifier).resolve()
     cls_data, cls_pos = _read_yaml(cls_path)
@@ -166,4 +187,9 @@ def load_pack(path: str | os.PathLike[str] | None = None) -> Bundle:
     lex_path = (manifest.parent / pack.lexicon).resolve()
     lex_data, lex_pos = _read_yaml(lex_path)
     lexicon = _validate(Lexicon, lex_data, lex_pos)
-    return Bundle(pack=pack, classifier=material, lexicon=lexicon, origin=str(manifest))
+
+    msg_path = (manifest.parent / pack.messages).resolve()
+    msg_data, msg_pos = _read_yaml(msg_path)
+    messages = _validate(Messages, msg_data, msg_pos, context)
+    _raise_problems(message_problems(messages, pack), msg_pos)
+    return Bundle(pack=pack, classifier=material, lexicon=lexicon, messages=messages, origin=str(manifest))

@@ -92,6 +92,7 @@ class Ids:
         self.causes = set(bundle.causes)
         self.idps = set(bundle.idps)
         self.check_tests = {cid: c.tests for cid, c in bundle.checks.items()}
+        self.flows = set(bundle.flows)
 
     def __repr__(self) -> str:
         return "<pack ids>"
@@ -151,18 +152,21 @@ def test_normalize_is_clean_text(text):
 
 @pytest.fixture(scope="module")
 def engine_kit(bundle):
-    from bot.classify import Classifier
     from bot.engine import Engine
     from bot.store.memory import MemoryStore
 
     loop = asyncio.new_event_loop()
     store = MemoryStore()
-    engine = Engine(bundle, Classifier(bundle), store)
+    engine = Engine(bundle, store)
     valid = set(bundle.symptoms)
     valid |= {f"{c.id}:{a.id}" for c in bundle.pack.checks for a in c.answers}
     valid |= {f"idp:{i.id}" for i in bundle.pack.idps}
     valid |= {"fixed:yes", "fixed:no", "field:skip", "helpful:yes", "helpful:no"}
     valid |= {f"cmd:{c}" for c in ("restart", "help", "escalate", "ticket", "cancel")}
+    # The ask-back ("Do you mean: …?"): yes / no, or one of the options of the question it stands for.
+    valid |= {"confirm:yes", "confirm:no"} | {f"confirm:{a.id}" for c in bundle.pack.checks for a in c.answers}
+    valid |= {f"confirm:{i.id}" for i in bundle.pack.idps} | {f"confirm:{f}" for f in bundle.flows}
+    valid |= set(bundle.topics) | {"switch:yes", "switch:no"}
     yield loop, engine, store, sorted(valid)
     loop.close()
 
@@ -220,13 +224,17 @@ def test_engine_survives_any_sequence_of_texts_and_choices(engine_kit, ids, data
         if state.pending and state.pending.kind == "check":
             assert state.pending.id in ids.check_tests
             assert turn.probing == ids.check_tests[state.pending.id]
+        # An ask-back ("Do you mean …?") stands in for the question it asks about.
+        pending = state.pending.of if state.pending and state.pending.kind == "confirm" else state.pending
+        if pending is not None and pending.kind == "switch" and pending.of is not None:
+            pending = pending.of if pending.of.kind != "confirm" else pending.of.of
         if state.phase == "checking":
-            assert state.symptom in ids.symptoms
-            assert state.pending is not None and state.pending.kind in ("check", "idp")
+            assert state.flow in ids.flows
+            assert pending is not None and pending.kind in ("check", "idp", "field", "switch")
         if state.phase == "resolving":
-            assert state.cause in ids.causes and state.pending and state.pending.kind == "fixed"
+            assert state.cause in ids.causes and pending and pending.kind in ("fixed", "switch")
         if state.phase == "escalating":
-            assert state.pending is not None and state.pending.kind in ("field", "idp")
+            assert pending is not None and pending.kind in ("field", "idp")
         assert state.cause is None or state.cause in ids.causes
         assert set(state.tried) <= ids.causes
 
@@ -241,7 +249,9 @@ def test_not_fixed_then_the_idp_question_is_checking(engine_kit):
     first = loop.run_until_complete(engine.handle(Incoming(channel="test", conversation_id=cid, text="provisioning logs say LicenseLimitExceeded for some users")))
     assert first.phase == "resolving" and first.cause
     turn = loop.run_until_complete(engine.handle(Incoming(channel="test", conversation_id=cid, text="no")))
-    assert turn.asking == "idp" and turn.cause is None
+    assert turn.cause is None
+    state = loop.run_until_complete(engine.state(cid))
+    assert state.pending is not None and state.pending.kind in ("idp", "check")
     # The resolution is no longer pending: the conversation is back in the checks.
     assert turn.phase == "checking"
 

@@ -59,7 +59,7 @@ def test_replay_one_line_out_per_line_in_through_to_the_ticket(tmp_path):
     assert final["phase"] == "closed" and final["asking"] is None
     t = final["ticket"]
     assert set(t) == TICKET_KEYS
-    assert t["account"] == "Contoso Ltd, account 4711"
+    assert t["account"] == "Contoso Ltd (4711)"  # name and number, normalised
     assert t["idp"] == "okta"
     assert t["upns"] == ["jane.doe@contoso.com", "john@contoso.com"]
     assert t["groups"] == ["Cato-Users", "Sales"]

@@ -292,7 +292,7 @@ async def test_whole_conversation_to_ticket_and_restore(client):
     assert ticket["symptom"] == "cannot-enable"
     assert "amelia.ross@contosopharma.com" in ticket["body"]
     assert ticket["files"]["markdown"].endswith(".md") and ticket["files"]["json"].endswith(".json")
-    assert "body" not in ticket["document"] and ticket["document"]["account"] == ACCOUNT
+    assert "body" not in ticket["document"] and ticket["document"]["account"] == "Contoso Pharma (41872)"  # normalised
     assert payloads[-1]["phase"] == "closed"
 
     resp = await client.get(f"/api/chat/{conversation}")

@@ -618,7 +618,7 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
             break
     assert ticket_post is not None, "the conversation never reached the ticket"
     state = await slack.runtime.engine.state(conv)
-    assert state.phase == "closed" and state.outcome == "escalated" and state.account == "Contoso 12345"
+    assert state.phase == "closed" and state.outcome == "escalated" and state.account == "Contoso (12345)"
     blocks = ticket_post["blocks"]
     assert all(p["thread_ts"] == ts for p in slack.posts())
     # the ticket: fields, the body as a code block, the portal link and the hand-off button

@@ -290,7 +290,7 @@ async def test_full_conversation_to_a_ticket_with_escalation(make_teams, caplog)
     calls = await t.click(calls[-1], "cannot-enable")
     calls = await t.click(last_with_buttons(calls), "enable-error:yes")
     assert "Account name / number" in calls[-1].texts()
-    calls = await t.say(text="Contoso 1234")
+    calls = await t.say(text="Contoso (1234)")
     calls = await t.click(last_with_buttons(calls), "idp:entra")
     calls = await t.click(last_with_buttons(calls), "field:skip")  # UPNs
     calls = await t.click(last_with_buttons(calls), "field:skip", expect_messages=2)  # groups -> ticket + escalation post
@@ -299,9 +299,9 @@ async def test_full_conversation_to_a_ticket_with_escalation(make_teams, caplog)
     mine = [c for c in calls if c.conversation_id == PERSONAL["id"]]
     assert len(posted) == 1 and posted[0].kind == "send"
     assert "SCIM provisioning escalation" in posted[0].texts() and "Ada Admin" in posted[0].texts()
-    assert fact_values(posted)["Account"] == "Contoso 1234"
+    assert fact_values(posted)["Account name / number"] == "Contoso (1234)"
     assert not submit_data(posted[0])  # no engine buttons in the support channel
-    assert fact_values(mine)["Account"] == "Contoso 1234"
+    assert fact_values(mine)["Account name / number"] == "Contoso (1234)"
     assert fact_values(mine)["Symptom"] == "SCIM provisioning cannot be enabled"
     assert "I've also posted this ticket to the support team's channel" in mine[-1].texts()
     urls = [a["url"] for card in mine[-1].cards for el in card["body"] if el["type"] == "ActionSet" for a in el["actions"] if a["type"] == "Action.OpenUrl"]
@@ -315,7 +315,7 @@ async def test_full_conversation_to_a_ticket_with_escalation(make_teams, caplog)
     assert len([c for c in t.connector.outgoing(ESCALATION) if c is not welcome[0]]) == 1
     # Logs carry no message text, names or UPNs.
     logged = "\n".join(r.getMessage() + json.dumps(getattr(r, "__dict__", {}), default=str) for r in caplog.records if r.name.startswith("scim_help"))
-    assert "Contoso 1234" not in logged and "Ada Admin" not in logged
+    assert "Contoso (1234)" not in logged and "Ada Admin" not in logged
 
 
 async def test_escalation_without_a_stored_reference_tells_the_admin(make_teams, caplog):
@@ -324,7 +324,7 @@ async def test_escalation_without_a_stored_reference_tells_the_admin(make_teams,
     calls = await t.say(text="help")
     calls = await t.click(last_with_buttons(calls), "cannot-enable")
     calls = await t.click(last_with_buttons(calls), "enable-error:yes")
-    await t.say(text="Contoso 1234")
+    await t.say(text="Contoso (1234)")
     await t.say(text="okta")
     calls = await t.say(text="skip")
     calls = await t.say(text="none")
@@ -408,7 +408,7 @@ async def test_oversized_ticket_is_split_under_the_teams_limit(make_teams):
         for card in c.cards:
             assert cards.card_size(card) <= cards.MAX_CARD_BYTES
     facts = fact_values(t.connector.outgoing(PERSONAL["id"]))
-    assert facts["Affected UPNs"].count("@") == 50
+    assert facts["Affected user UPNs"].count("@") == 50  # the pack's label for the field
     # The escalation post (after the channel's welcome) went through within the limit as well.
     posted = t.connector.outgoing(ESCALATION)
     assert len(posted) >= 2 and "SCIM provisioning escalation" in posted[1].texts()

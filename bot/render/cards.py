@@ -163,11 +163,7 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
     blocks: list[Block] = []
     if reply.title:
         blocks.append([_text_block(card_markdown(reply.title), size="Medium", weight="Bolder")])
-    text = reply.text
-    if reply.kind == "ticket" and support_url:
-        # The portal gets a button; drop the bare URL line the engine adds for text channels.
-        text = "\n".join(line for line in text.split("\n") if line.strip() != f"Portal: {support_url}")
-    blocks += _paragraphs(text)
+    blocks += _paragraphs(reply.text)
     if reply.path:
         blocks.append(
             [
@@ -208,7 +204,10 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
             after[0][0]["spacing"] = "Medium"
         blocks += after
     if reply.ticket is not None:
-        blocks += _ticket_blocks(reply.ticket, support_url)
+        blocks += _ticket_blocks(reply.ticket, reply.link or support_url, reply.link_label)
+    elif reply.link:
+        title = reply.link_label or reply.link
+        blocks.append([{"type": "ActionSet", "spacing": "Medium", "actions": [{"type": "Action.OpenUrl", "title": title, "url": reply.link}]}])
     if actions and reply.choices:
         blocks.append(_choices_block(reply.choices, f"{GROUP_PREFIX}{index}"))
     if blocks and index > 0:
@@ -218,22 +217,52 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
     return blocks
 
 
+# What a ticket made before the pack named its labels shows (and what a Ticket built by hand shows).
+_DEFAULT_LABELS = {
+    "account": "Account", "idp": "Identity provider", "upns": "Affected UPNs", "groups": "IdP groups",
+    "symptom": "Symptom", "topic": "Reported problem", "cause": "Cause", "why": "Why escalated",
+    "steps": "Troubleshooting steps taken", "ruled_out": "Causes ruled out", "attach": "Please attach",
+}
+
+
+def _label(ticket: Ticket, key: str) -> str:
+    return ticket.labels.get(key) or _DEFAULT_LABELS[key]
+
+
 def _ticket_facts(ticket: Ticket, *, markdown: bool = True) -> list[dict[str, str]]:
     none = "—"
     show = user_text if markdown else str
-    cause = ticket.cause_title or "not identified"
+    facts = [
+        {"title": _label(ticket, "account"), "value": show(ticket.account) if ticket.account else none},
+        {"title": _label(ticket, "idp"), "value": show(ticket.idp) if ticket.idp else none},
+        {"title": _label(ticket, "upns"), "value": show(", ".join(ticket.upns)) if ticket.upns else none},
+        {"title": _label(ticket, "groups"), "value": show(", ".join(ticket.groups)) if ticket.groups else none},
+        {"title": _label(ticket, "topic" if ticket.topic else "symptom"), "value": ticket.symptom_title or ticket.symptom or none},
+        {"title": _label(ticket, "cause"), "value": ticket.cause_title or "not identified"},
+    ]
+    if ticket.why:
+        facts.append({"title": _label(ticket, "why"), "value": ticket.why})
+    return facts
+
+
+def _ticket_section(title: str, items: list[str], numbered: bool = False) -> Block:
+    """A heading and a list, as the ticket's Markdown has them, but rendered."""
+    lines = [f"{i}. {item}" if numbered else f"- {item}" for i, item in enumerate(items, 1)]
     return [
-        {"title": "Account", "value": show(ticket.account) if ticket.account else none},
-        {"title": "Identity provider", "value": show(ticket.idp) if ticket.idp else none},
-        {"title": "Affected UPNs", "value": show(", ".join(ticket.upns)) if ticket.upns else none},
-        {"title": "IdP groups", "value": show(", ".join(ticket.groups)) if ticket.groups else none},
-        {"title": "Symptom", "value": ticket.symptom_title or ticket.symptom or none},
-        {"title": "Cause", "value": cause},
+        _text_block(title, weight="Bolder", spacing="Medium"),
+        # Steps and findings carry what the admin typed: as text, never as links or mentions.
+        _text_block("\n".join(user_text(line) for line in lines), spacing="Small"),
     ]
 
 
-def _ticket_blocks(ticket: Ticket, support_url: str | None) -> list[Block]:
+def _ticket_blocks(ticket: Ticket, support_url: str | None, link_label: str | None = None) -> list[Block]:
     blocks: list[Block] = [[{"type": "FactSet", "facts": _ticket_facts(ticket), "spacing": "Medium"}]]
+    if ticket.steps:
+        blocks.append(_ticket_section(_label(ticket, "steps"), [f"{s.check}: {s.answer}" for s in ticket.steps], numbered=True))
+    if ticket.ruled_out:
+        blocks.append(_ticket_section(_label(ticket, "ruled_out"), ticket.ruled_out))
+    if ticket.attachments:
+        blocks.append(_ticket_section(_label(ticket, "attach"), ticket.attachments))
     if ticket.body:
         blocks.append([_text_block("Ticket text — copy this into the support form:", weight="Bolder", spacing="Medium")])
         lines = [line for line in ticket.body.split("\n")]
@@ -254,7 +283,7 @@ def _ticket_blocks(ticket: Ticket, support_url: str | None) -> list[Block]:
                 {
                     "type": "ActionSet",
                     "spacing": "Medium",
-                    "actions": [{"type": "Action.OpenUrl", "title": "Open a Cato Support case", "url": support_url}],
+                    "actions": [{"type": "Action.OpenUrl", "title": link_label or "Open a Cato Support case", "url": support_url}],
                 }
             ]
         )
@@ -574,8 +603,9 @@ def render_text(reply: Reply, *, support_url: str | None = None) -> str:
         parts.append("\n".join(f"{f['title']}: {f['value']}" for f in _ticket_facts(t, markdown=False)))
         if t.body:
             parts.append("Ticket text to copy:\n" + t.body)
-        if support_url and support_url not in reply.text:
-            parts.append(f"Support portal: {support_url}")
+    link = reply.link or (support_url if reply.ticket is not None else None)
+    if link and link not in reply.text:
+        parts.append(f"{reply.link_label or 'Support portal'}: {link}")
     if reply.choices:
         parts.append("Reply with one of: " + "; ".join(f"{i}) {c.label}" for i, c in enumerate(reply.choices, 1)))
     return "\n\n".join(p for p in parts if p.strip())

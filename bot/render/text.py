@@ -26,6 +26,8 @@ def render_plain(reply: Reply, ansi: bool = False) -> str:
         parts.append(f"  {i}. {step.text}" + (f"\n     ({step.path})" if step.path else ""))
     if reply.after:
         parts.append(reply.after)
+    if reply.link:
+        parts.append(f"{reply.link_label}: {reply.link}" if reply.link_label else reply.link)
     if reply.ticket is not None:
         parts.append("----- ticket (paste into the Cato support form) -----")
         parts.append(reply.ticket.body)

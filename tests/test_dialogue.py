@@ -1,0 +1,282 @@
+"""Transcripts of the conversation flows that free text must not break (issue: understanding on real input).
+
+Each test reads like the conversation it guards: what the admin typed, and what the bot must (and must
+not) do with it. They run on the memory store — the store backends are held by the contract suite.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from bot.engine import Engine
+from bot.events import Incoming, Turn
+from bot.state import State
+from bot.store.memory import MemoryStore
+from knowledge.loader import load_pack
+
+BUNDLE = load_pack()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(BUNDLE, MemoryStore())
+
+
+class Chat:
+    def __init__(self, engine: Engine, channel: str = "test"):
+        self.engine = engine
+        self.cid = f"{channel}:{uuid.uuid4().hex}"
+        self.channel = channel
+        self.turns: list[Turn] = []
+
+    async def say(self, text: str) -> Turn:
+        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, text=text))
+        self.turns.append(turn)
+        return turn
+
+    async def click(self, choice: str) -> Turn:
+        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, choice=choice))
+        self.turns.append(turn)
+        return turn
+
+    async def state(self) -> State:
+        s = await self.engine.state(self.cid)
+        assert s is not None
+        return s
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.turns[-1].replies)
+
+    def choices(self) -> list[str]:
+        return [c.id for r in self.turns[-1].replies for c in r.choices]
+
+    def question(self):
+        return next(r for r in self.turns[-1].replies if r.kind == "question")
+
+    async def until_check(self, check_id: str, limit: int = 8) -> None:
+        """Answer "not sure" (or the IdP) until the bot asks `check_id`."""
+        for _ in range(limit):
+            s = await self.state()
+            if s.pending and s.pending.kind == "check" and s.pending.id == check_id:
+                return
+            assert s.pending is not None, s
+            if s.pending.kind == "idp":
+                await self.click("idp:entra")
+                continue
+            check = BUNDLE.checks[s.pending.id]
+            unsure = next(a for a in check.answers if a.kind == "unsure")
+            await self.click(f"{check.id}:{unsure.id}")
+        raise AssertionError(f"never asked {check_id}")
+
+
+async def walk_to_resolution(chat: Chat, idp: str) -> Turn:
+    """Pick a symptom and answer truthfully for `insufficient-licenses` until the resolution is shown."""
+    from bench.oracle import truthful_answer
+
+    await chat.click("initial-provisioning-fails")
+    for _ in range(12):
+        s = await chat.state()
+        if s.phase == "resolving":
+            return chat.turns[-1]
+        assert s.pending is not None
+        if s.pending.kind == "idp":
+            await chat.click(f"idp:{idp}")
+            continue
+        check = BUNDLE.checks[s.pending.id]
+        await chat.click(f"{check.id}:{truthful_answer(check, 'insufficient-licenses').id}")
+    raise AssertionError("no resolution")
+
+
+# ---- opening messages --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "users aren't syncing from entra to cato",
+        "provisioning to cato stopped working",
+        "cato isn't getting our users from okta",
+        "okta users not syncing to cato",
+        "scim sync to cato is broken",
+    ],
+)
+async def test_a_plain_scim_report_is_never_called_off_topic(engine, report):
+    chat = Chat(engine)
+    turn = await chat.say(report)
+    assert turn.phase != "off-topic"
+    assert "doesn't look like" not in chat.text
+    if turn.phase == "clarifying":
+        # In the domain but unclear: the symptom picker, every symptom offered.
+        assert set(chat.choices()) >= set(BUNDLE.symptoms)
+
+
+async def test_a_really_off_topic_message_gets_the_short_pointer(engine):
+    chat = Chat(engine)
+    turn = await chat.say("the printer on floor 3 is jammed again")
+    assert turn.phase == "off-topic"
+
+
+async def test_talk_to_a_human_at_the_end_of_an_opening_hands_off_and_keeps_the_report(engine):
+    chat = Chat(engine)
+    turn = await chat.say("Test Connection fails with 401 Unauthorized in Entra, just let me talk to a human")
+    assert turn.phase == "escalating"
+    s = await chat.state()
+    assert s.symptom == "initial-provisioning-fails"
+    assert s.idp == "entra"
+    assert s.escalation_reason
+
+
+async def test_an_attribute_named_in_the_opening_is_not_asked_again(engine):
+    chat = Chat(engine)
+    turn = await chat.say("We changed the Department of a few users in Entra but Cato still shows the old department")
+    s = await chat.state()
+    assert s.symptom == "updates-not-reflected"
+    asked = [r.title for r in turn.replies if r.kind == "question"]
+    assert not any("attribute" in (t or "").lower() and "change" in (t or "").lower() for t in asked), asked
+
+
+async def test_the_idp_is_kept_as_the_admin_named_it(engine):
+    chat = Chat(engine)
+    await chat.say("JumpCloud users are not showing up in Cato at all, nobody got provisioned")
+    s = await chat.state()
+    assert s.idp == "other"
+    assert s.idp_named == "JumpCloud"
+
+
+# ---- answers to a check ------------------------------------------------------------------------
+
+
+async def test_a_question_about_the_step_re_explains_it_and_keeps_it_pending(engine):
+    chat = Chat(engine)
+    await chat.click("initial-provisioning-fails")
+    await chat.until_check("sdp-licence-events")
+    before = await chat.state()
+    turn = await chat.say("hmm where exactly is that? i don't see that filter")
+    after = await chat.state()
+    assert after.pending is not None and after.pending.kind == "check" and after.pending.id == "sdp-licence-events"
+    assert after.finding_for("sdp-licence-events") is None, "a question is never an answer"
+    assert len(after.findings) == len(before.findings)
+    assert any(r.kind == "question" for r in turn.replies)
+
+
+@pytest.mark.parametrize("channel", ["teams", "slack", "web", "terminal", "test"])
+async def test_a_number_picks_the_answer_the_renderer_numbered(engine, channel):
+    chat = Chat(engine, channel=channel)
+    await chat.click("initial-provisioning-fails")
+    await chat.until_check("sdp-licence-events")
+    labels = [c.label for c in chat.question().choices]
+    await chat.say("2")
+    s = await chat.state()
+    f = s.finding_for("sdp-licence-events")
+    assert f is not None, "“2” is the second choice shown"
+    answer = BUNDLE.checks["sdp-licence-events"].answers[1]
+    assert f.answer == answer.id, labels
+
+
+async def test_an_unclear_reply_is_asked_back_instead_of_guessed(engine):
+    chat = Chat(engine)
+    await chat.click("initial-provisioning-fails")
+    await chat.until_check("sdp-licence-events")
+    await chat.say("hmm maybe, there might be one or two? not sure they are the licence ones")
+    s = await chat.state()
+    assert s.finding_for("sdp-licence-events") is None or s.finding_for("sdp-licence-events").answer == "unsure"
+
+
+# ---- after the resolution ----------------------------------------------------------------------
+
+
+async def test_a_complaint_about_the_wrong_idp_shows_the_right_steps_and_is_not_fixed(engine):
+    chat = Chat(engine)
+    await walk_to_resolution(chat, "entra")
+    turn = await chat.say("those steps are for entra, I said onelogin. there is no such menu")
+    s = await chat.state()
+    assert s.outcome is None and s.phase == "resolving", "a complaint is never “fixed”"
+    assert s.idp == "onelogin"
+    assert any(r.kind == "resolution" for r in turn.replies), "the steps again, in OneLogin's words"
+    assert "glad" not in chat.text.lower()
+
+
+async def test_it_is_fixed_in_other_words(engine):
+    chat = Chat(engine)
+    await walk_to_resolution(chat, "okta")
+    await chat.say("ok that was it, bought 50 more seats, users are coming in now. thanks")
+    s = await chat.state()
+    assert s.outcome == "resolved"
+
+
+async def test_still_broken_moves_to_the_next_cause(engine):
+    chat = Chat(engine)
+    await walk_to_resolution(chat, "okta")
+    await chat.say("nope, same thing, still nobody in cato")
+    s = await chat.state()
+    assert "insufficient-licenses" in s.tried
+    assert s.outcome is None
+
+
+# ---- ticket fields -----------------------------------------------------------------------------
+
+
+async def _to_account_field(chat: Chat) -> None:
+    await chat.click("cannot-enable")
+    await chat.say("talk to a human")
+    s = await chat.state()
+    assert s.phase == "escalating"
+
+
+async def test_skip_words_skip_a_field_and_questions_are_not_values(engine):
+    chat = Chat(engine)
+    await _to_account_field(chat)
+    for _ in range(4):
+        s = await chat.state()
+        if s.pending and s.pending.kind == "field" and s.pending.id == "account":
+            break
+        await chat.click("idp:okta")
+    await chat.say("wait, do I need to be super admin for this?")
+    s = await chat.state()
+    assert s.account is None, "a question is not an account name"
+    await chat.say("Northwind Traders, account 40417")
+    s = await chat.state()
+    assert s.account and "40417" in s.account and "Northwind" in s.account
+    for _ in range(4):
+        s = await chat.state()
+        if s.pending is None or s.pending.kind != "field":
+            break
+        if s.pending.id == "upns":
+            await chat.say("n/a, nobody provisioned yet")
+            s = await chat.state()
+            assert "upns" in s.skipped and not s.upns
+        elif s.pending.id == "groups":
+            await chat.say("skip")
+    turn = chat.turns[-1]
+    if turn.ticket is not None:
+        assert "skip" not in (turn.ticket.account or "").lower()
+        assert "[clicked" not in turn.ticket.body
+
+
+# ---- state -------------------------------------------------------------------------------------
+
+
+async def test_a_version_1_state_still_loads_and_continues():
+    store = MemoryStore()
+    engine = Engine(BUNDLE, store)
+    cid = "test:v1"
+    old = {
+        "version": 1,
+        "id": cid,
+        "channel": "test",
+        "phase": "checking",
+        "pending": {"kind": "idp", "id": None, "reasks": 0, "then": "check:test-connection"},
+        "symptom": "initial-provisioning-fails",
+        "findings": [],
+        "transcript": [],
+    }
+    async with store.hold(cid) as held:
+        held.save(json.dumps(old), 3600)
+    turn = await engine.handle(Incoming(channel="test", conversation_id=cid, choice="idp:entra"))
+    assert turn.phase == "checking"
+    s = await engine.state(cid)
+    assert s.idp == "entra" and s.pending.kind == "check" and s.pending.id == "test-connection"
