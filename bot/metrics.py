@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from bot.admission import Gate
 from bot.events import Incoming, Turn
 from bot.store.base import Held, Store, StoreUnavailable
+from bot.store.inbox import Inbox
 
 log = logging.getLogger("scim_help.metrics")
 
@@ -219,6 +220,12 @@ class ObservedStore(Store):
 
     async def get_record(self, kind: str, key: str) -> str | None:
         return await self._call(self.inner.get_record(kind, key))
+
+    async def delete_record(self, kind: str, key: str) -> None:
+        await self._call(self.inner.delete_record(kind, key))
+
+    def inbox(self, name: str) -> Inbox:
+        return self.inner.inbox(name)
 
     async def records(self, kind: str) -> dict[str, str]:
         return await self._call(self.inner.records(kind))

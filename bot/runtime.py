@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from bot.continuity import lost_turn, needs_conversation
 from bot.engine import Engine
 from bot.graph.looker import Looker
 from bot.events import Incoming, Turn
+from bot.redact import shield
 from bot.settings import Settings, load_settings
 from bot.store import Store, open_store
 from bot.understand import Reader
@@ -63,8 +65,14 @@ class Runtime:
 
     async def _handle(self, msg: Incoming) -> Turn:
         start = time.perf_counter()
+        # Before the engine: opaque secrets out of the text (nothing may cut one in half first), and a
+        # reply to a conversation the store no longer has is told so (bot/continuity.py).
+        msg = shield(msg)
         try:
-            turn = await self.engine.handle(msg)
+            if needs_conversation(msg, self.bundle.symptoms) and await self.engine.state(msg.conversation_id) is None:
+                turn = lost_turn(msg, ((s.id, s.title) for s in self.bundle.pack.symptoms))
+            else:
+                turn = await self.engine.handle(msg)
         except BaseException as exc:
             self._notify(msg, None, time.perf_counter() - start, exc)
             raise

@@ -87,6 +87,11 @@ def _json_error(status: int, code: str, message: str, headers: dict[str, str] | 
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -101,19 +106,53 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             metrics.errors.labels(error_kind(exc)).inc()
         if isinstance(exc, StoreUnavailable):
             metrics.store_up.set(0)
-        log.warning("store unavailable", extra={"path": request.path, "error": type(exc).__name__})
+        log.warning("store unavailable", extra={"path": _logged_path(request.path), "error": type(exc).__name__})
         return _json_error(503, "unavailable", POLITE_503, headers={"Retry-After": "5"})
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # The client hung up before its request was read: nobody to answer, nothing wrong here. (An
+            # outgoing connection reset while the client waits is a server error like any other.)
+            log.info("client closed the connection before its request was read", extra={"path": _logged_path(request.path)})
+            return web.Response(status=400)
         if not getattr(exc, "_scim_help_counted", False):
             metrics.errors.labels("unhandled").inc()
-        log.exception("unhandled error", extra={"path": request.path, "error": type(exc).__name__})
+        log.exception("unhandled error", extra={"path": _logged_path(request.path), "error": type(exc).__name__})
         return _json_error(500, "internal", "Something went wrong on our side. Please try again.")
 
 
+SERVER_NAME = "scim-help"
+# On every response the app prepares. The page sets its own, looser Content-Security-Policy (scripts and
+# styles from 'self'); everything else (JSON, metrics, errors) may load nothing and be framed nowhere.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers["Server"] = SERVER_NAME  # no versions
+
+
+def hide_server_version() -> None:
+    """aiohttp names itself and Python, with versions, in the Server header of the responses it writes
+    before the app sees a request (a malformed request line): applied once, explicitly, at start-up."""
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+
+
+def _logged_path(path: str) -> str:
+    """Paths are logged without anything a client put after /api/chat/ (an old client's conversation id)."""
+    return "/api/chat/…" if path.startswith("/api/chat/") else path
 
 
 # ---- operational endpoints --------------------------------------------------------------------------
@@ -160,7 +199,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def web_chat_disabled(request: web.Request) -> web.Response:
-    return web.Response(text="scim-help is running. The web chat is disabled (SCIM_HELP_WEB_CHAT=false).\n")
+    return web.Response(
+        text="scim-help is running. The web chat is disabled: SCIM_HELP_WEB_CHAT=false, or the server listens beyond "
+        "this machine without SCIM_HELP_WEB_IDENTITY_HEADER (see README, Web chat).\n"
+    )
 
 
 # ---- application --------------------------------------------------------------------------------------
@@ -208,6 +250,7 @@ def build_app(runtime: Runtime) -> web.Application:
     inflight = InFlight()
     _instrument(runtime, metrics, inflight)
 
+    hide_server_version()
     app = web.Application(middlewares=[error_middleware])
     app[RUNTIME] = runtime
     app[METRICS] = metrics
@@ -219,13 +262,19 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
 
-    if settings.web_chat:
+    if settings.web_chat_on:
         from bot.channels import web as web_channel
 
         web_channel.mount(app, runtime)
         app[STATE]["channels"].append("web")
+        _warn_about_web_chat(settings)
     else:
         app.router.add_get("/", web_chat_disabled)
+        if settings.web_chat is None:
+            log.warning(
+                "web chat off: the server listens beyond this machine and no SCIM_HELP_WEB_IDENTITY_HEADER is set",
+                extra={"host": settings.host},
+            )
 
     if settings.slack_enabled:
         slack = _optional_channel("slack")
@@ -261,6 +310,17 @@ def build_app(runtime: Runtime) -> web.Application:
 
     app.on_cleanup.append(_unobserve)
     return app
+
+
+def _warn_about_web_chat(settings: Settings) -> None:
+    if not settings.loopback_only and settings.web_identity_header is None:
+        log.warning(
+            "web chat open to anyone who can reach the server (SCIM_HELP_WEB_CHAT=true without "
+            "SCIM_HELP_WEB_IDENTITY_HEADER): put it behind a proxy that signs users in",
+            extra={"host": settings.host},
+        )
+    if settings.store == "redis" and settings.secret_key is None:
+        log.info("web chat ids are signed with the key in the data dir: replicas that do not share it need SCIM_HELP_SECRET_KEY")
 
 
 async def _drain(app: web.Application) -> None:
@@ -317,7 +377,7 @@ class AccessLogger(AbstractAccessLogger):
             "request",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": _logged_path(request.path),
                 "status": response.status,
                 "ms": round(time * 1000, 1),
             },
@@ -410,7 +470,7 @@ def _serve(settings: Settings, runtime: Runtime, sock: socket.socket, port: int,
         if worker not in ("", "0"):
             return  # with several workers the first one speaks for all
         url = _browser_url(settings.host, port)
-        if settings.web_chat:
+        if settings.web_chat_on:
             print(f"scim-help is running: open {url} in your browser", flush=True)
         else:
             print(f"scim-help is running on {url}", flush=True)
@@ -552,9 +612,11 @@ def _die_with_parent() -> None:
 def _data_dir_problem(settings: Settings) -> str | None:
     import os
 
+    from bot.private import private_dir
+
     path = settings.data_dir
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)  # 0700: conversations and the key live here
     except OSError as exc:
         return f"cannot create {path}: {exc.strerror or exc}"
     if not os.access(path, os.W_OK | os.X_OK):

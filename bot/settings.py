@@ -8,10 +8,12 @@ file by the tests.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,7 +43,23 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias="SCIM_HELP_HOST")
     # 0 picks a free port (the start-up line prints the real URL).
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "SCIM_HELP_PORT"))
-    web_chat: bool = Field(True, validation_alias="SCIM_HELP_WEB_CHAT")
+    # auto (None): on when the server listens on loopback only, or when SCIM_HELP_WEB_IDENTITY_HEADER names
+    # the header a reverse proxy sets after signing the user in; off otherwise. true/false: always on/off.
+    web_chat: bool | None = Field(None, validation_alias="SCIM_HELP_WEB_CHAT")
+    # A header set by an authenticating reverse proxy (oauth2-proxy: X-Forwarded-Email): web chat requests
+    # without it are refused, and a conversation belongs to the identity that started it.
+    web_identity_header: str | None = Field(None, validation_alias="SCIM_HELP_WEB_IDENTITY_HEADER")
+    # Addresses (IPs or CIDRs, comma-separated) of that proxy: the identity header and X-Forwarded-For are
+    # believed only from them. Empty: from any peer (then only the proxy may be able to reach the bot).
+    trusted_proxies: str = Field("", validation_alias="SCIM_HELP_TRUSTED_PROXIES")
+    # Per client (identity, else address) and per process: new web conversations and messages per minute,
+    # and the web conversations kept live at once.
+    web_new_per_minute: int = Field(10, ge=1, le=10_000, validation_alias="SCIM_HELP_WEB_NEW_PER_MINUTE")
+    web_turns_per_minute: int = Field(60, ge=1, le=100_000, validation_alias="SCIM_HELP_WEB_TURNS_PER_MINUTE")
+    web_max_conversations: int = Field(2000, ge=1, le=1_000_000, validation_alias="SCIM_HELP_WEB_MAX_CONVERSATIONS")
+    # Key for web chat conversation ids and for the hashes that stand for them in logs. Empty: a random key
+    # kept in SCIM_HELP_DATA_DIR/secret.key (0600). Replicas that do not share a data dir need the same key.
+    secret_key: SecretStr | None = Field(None, validation_alias="SCIM_HELP_SECRET_KEY")
     log_format: Literal["text", "json"] = Field("text", validation_alias="SCIM_HELP_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="SCIM_HELP_LOG_LEVEL")
     # Seconds `serve` waits for turns in flight after SIGTERM before closing (keep below the platform's
@@ -123,6 +141,49 @@ class Settings(BaseSettings):
             raise ValueError(f"{missing} required when any SCIM_HELP_GRAPH_* connection setting is set")
         return self
 
+    @field_validator("web_chat", mode="before")
+    @classmethod
+    def _auto(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("auto", "") else v
+
+    @field_validator("web_identity_header")
+    @classmethod
+    def _header_name(cls, v: str | None) -> str | None:
+        if v and not all(c.isalnum() or c == "-" for c in v):
+            raise ValueError(f"{v!r} is not an HTTP header name like X-Forwarded-Email")
+        return v or None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        for item in (i.strip() for i in v.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or CIDR like 10.0.0.0/8") from None
+        return v
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(i.strip(), strict=False) for i in self.trusted_proxies.split(",") if i.strip()]
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when `host` reaches this machine only."""
+        if self.host in ("localhost", "ip6-localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def web_chat_on(self) -> bool:
+        if self.web_chat is not None:
+            return self.web_chat
+        return self.loopback_only or self.web_identity_header is not None
+
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, v: str) -> str:
@@ -195,6 +256,36 @@ def knowledge_path_from_env() -> str | None:
     return os.environ.get("SCIM_HELP_KNOWLEDGE") or None
 
 
+_SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "key", "auth", "credential", "signature", "sig", "code")
+MASK = "********"
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to print: userinfo (user:password@) and the values of secret-looking query parameters
+    (password, token, key, secret, auth, sig, …) replaced by ********. The host stays, so a reader can
+    still tell which server it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return MASK
+    # Userinfo runs to the last "@" before the query: read leniently, so a password holding "@", "/", "#"
+    # or "?" is masked whole rather than split by a stricter parser.
+    before_query = rest.split("?", 1)[0]
+    if "@" in before_query:
+        rest = MASK + "@" + rest[before_query.rindex("@") + 1 :]
+    authority, slash, tail = rest.partition("/")
+    try:
+        parts = urlsplit("x://h/" + tail)
+    except ValueError:
+        return f"{scheme}://{authority}/{MASK}"
+    path = parts.path[1:]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if any(p in k.lower() for p in _SECRET_PARAMS) else v) for k, v in pairs], safe="*")
+    fragment = MASK if parts.fragment and any(p in parts.fragment.lower() for p in _SECRET_PARAMS) else parts.fragment
+    return f"{scheme}://{authority}{slash}{path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+
+
 def masked(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, field in Settings.model_fields.items():
@@ -202,12 +293,13 @@ def masked(settings: Settings) -> dict[str, object]:
         key = alias.choices[0] if isinstance(alias, AliasChoices) else (alias or name)
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            value = "********" if value.get_secret_value() else ""
+            value = MASK if value.get_secret_value() else ""
         elif isinstance(value, Path):
             value = str(value)
-        elif name == "redis_url" and isinstance(value, str) and "@" in value:
-            scheme, rest = value.split("://", 1)
-            value = f"{scheme}://********@{rest.split('@', 1)[1]}"
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url(value)  # every URL setting: Redis, the Slack API, the support portal
+        elif name == "web_chat" and value is None:
+            value = "auto"
         out[str(key)] = value
     return out
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from bot.events import Phase
+from bot.redact import mask_upns
 
 # 2: typed continuations (`Then`) instead of "check:<id>" strings, topics, the ask-back prompt. A version 1
 # state still loads: its string continuations are read into `Then` below.
@@ -24,9 +25,14 @@ class Finding(BaseModel):
     # asked: answered to the question; report: read from a message; signature: a pasted error;
     # graph: looked up in the tenant (bot/graph), with `ref` naming the log entry or job it came from.
     source: Literal["asked", "report", "signature", "graph"]
-    # The admin's words when the answer came as free text (already scrubbed of secrets).
+    # The admin's words when the answer came as free text (already scrubbed of secrets; UPNs masked).
     said: str | None = None
     ref: str | None = None
+
+    @field_validator("said")
+    @classmethod
+    def _no_upns(cls, v: str | None) -> str | None:
+        return v if v is None else mask_upns(v)
 
 
 class Pin(BaseModel):
@@ -35,6 +41,11 @@ class Pin(BaseModel):
     cause: str
     matched: str
     source: str | None = None
+
+    @field_validator("matched")
+    @classmethod
+    def _no_upns(cls, v: str) -> str:
+        return mask_upns(v)
 
 
 class Then(BaseModel):
@@ -67,8 +78,15 @@ class Pending(BaseModel):
 
 class Line(BaseModel):
     who: Literal["admin", "bot"]
+    # UPNs go into the ticket's UPN field only: in a stored transcript line they are masked
+    # (bot.redact.mask_upns), whoever builds the line.
     text: str
     at: float = Field(default_factory=time.time)
+
+    @field_validator("text")
+    @classmethod
+    def _no_upns(cls, v: str) -> str:
+        return mask_upns(v)
 
 
 class State(BaseModel):

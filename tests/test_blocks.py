@@ -52,7 +52,7 @@ def test_greeting_with_symptom_picker():
         choices=[Choice(id="cannot-enable", label="SCIM can't be enabled"), Choice(id="users-not-working", label="Users don't work")],
     )
     blocks = ok(bk.render_reply(reply, conversation_id=CONV))
-    assert blocks[0] == {"type": "section", "text": {"type": "mrkdwn", "text": "I help with *SCIM provisioning*.\nSay *start over* any time."}}
+    assert blocks[0] == {"type": "section", "text": {"type": "mrkdwn", "text": "I help with *SCIM provisioning*.\nSay *start over* any time.", "verbatim": True}}
     actions = [b for b in blocks if b["type"] == "actions"]
     assert len(actions) == 1 and actions[0]["block_id"].endswith("|" + CONV)
     assert bk.conversation_from_block_id(actions[0]["block_id"]) == CONV
@@ -73,7 +73,7 @@ def test_question_with_path_quote_and_answers():
     )
     blocks = ok(bk.render_reply(reply, conversation_id=CONV))
     assert blocks[0]["text"]["text"].startswith("*Error shown when enabling SCIM*\nTry to enable")
-    assert blocks[1] == {"type": "context", "elements": [{"type": "mrkdwn", "text": "*Path:* `Access &gt; Directory Services &gt; SCIM`"}]}
+    assert blocks[1] == {"type": "context", "elements": [{"type": "mrkdwn", "text": "*Path:* `Access &gt; Directory Services &gt; SCIM`", "verbatim": True}]}
     assert blocks[2]["text"]["text"] == "&gt; Can't enable SCIM provisioning.\n&gt; Please contact Support"
     btns = buttons(blocks)
     assert btns[0]["style"] == "primary" and "style" not in btns[1]
@@ -147,7 +147,8 @@ def test_user_text_cannot_inject_mentions_or_links():
 
 def test_fallback_text_is_plain():
     reply = Reply(kind="question", title="Check", text="Is **it** on?", path="A > B", quote="err", steps=[Step(text="do **x**")])
-    assert bk.fallback_text(reply) == 'Check\nIs it on?\nPath: A > B\n"err"\n1. do x'
+    # Plain words, escaped: Slack parses a message's `text` as mrkdwn too (and shows &gt; as >).
+    assert bk.fallback_text(reply) == 'Check\nIs it on?\nPath: A &gt; B\n"err"\n1. do x'
 
 
 # ---- limits -----------------------------------------------------------------------------------------------
@@ -264,3 +265,67 @@ def test_clip_and_split_respect_limits(text, limit):
         assert "".join(chunks).replace("\n", "").replace(" ", "") == escaped.replace("\n", "").replace(" ", "")
         for c in chunks:
             assert not re.search(r"&[a-z]{0,3}$", c)
+
+
+# ---- issue #14, break 10: user-provided values never become links or mentions -------------------------------
+
+HOSTILE = {
+    "account": "[Click to re-verify your account](https://evil.example/login) <!channel> <@U0BOSS> <https://evil.example|Cato Support>",
+    "idp": "@channel see https://evil.example #general",
+    "upn": "<mailto:x@evil.example|jane@contoso.com>",
+    "group": "*Admins* <!here> [group](https://evil.example)",
+}
+
+
+def _mrkdwn_objects(blocks: list[dict]) -> list[dict]:
+    found = []
+    for b in blocks:
+        for obj in [b.get("text"), *b.get("fields", []), *b.get("elements", [])]:
+            if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
+                found.append(obj)
+    return found
+
+
+def _assert_inert(blocks: list[dict], text: str) -> None:
+    for obj in _mrkdwn_objects(blocks):
+        assert obj.get("verbatim") is True, obj  # Slack does not auto-link URLs, #channels, @mentions
+        _assert_no_injected_markup(obj["text"], quoted=obj["text"].startswith("```"))
+    _assert_no_injected_markup(text, quoted=False)
+
+
+def _assert_no_injected_markup(t: str, quoted: bool) -> None:
+    assert "<!" not in t and "<https://evil" not in t and "<mailto" not in t and "<@U0BOSS" not in t, t
+    if not quoted:  # a code block (the ticket to paste) shows the text as typed, in monospace, never a link
+        assert "](https://evil" not in t and "https://evil" not in t, t  # not even a URL a client could link
+
+
+def test_escalation_post_keeps_user_values_inert():
+    """Break 10: an account of `[Click to re-verify…](https://evil.example/login)` appeared as a link in
+    the escalation post support staff read, and `<!channel>` in its notification text pinged a channel."""
+    post = bk.escalation_post(
+        user_id="U0ADMIN",
+        account=HOSTILE["account"],
+        idp=HOSTILE["idp"],
+        upns=[HOSTILE["upn"]],
+        groups=[HOSTILE["group"]],
+        symptom="SCIM can't be enabled",
+        body="Ticket: " + HOSTILE["account"],
+        permalink="https://fake.slack.com/archives/C1/p1700000000000100",
+    )
+    ok(post.blocks)
+    _assert_inert(post.blocks, post.text)
+    dumped = json.dumps(post.blocks)
+    assert "<@U0ADMIN>" in dumped and "<https://fake.slack.com/archives/C1/p1700000000000100|" in dumped  # ours stay
+    forged = bk.escalation_post(user_id="U0X> <!channel", account="a", idp="", upns=[], groups=[], symptom=None, body="b", permalink="https://x|<!channel>")
+    assert "<!channel" not in json.dumps(forged.blocks)
+
+
+def test_ticket_reply_and_confirmation_keep_user_values_inert():
+    ticket = Ticket(account=HOSTILE["account"], idp=HOSTILE["idp"], upns=[HOSTILE["upn"]], groups=[HOSTILE["group"]], body="# Ticket\n" + HOSTILE["account"])
+    reply = Reply(kind="ticket", title="Your ticket", text="Here it is.", ticket=ticket)
+    (message,) = bk.render_replies([reply], conversation_id=CONV, support_url="https://support.example.com", handoff=True)
+    ok(message.blocks)
+    _assert_inert(message.blocks, message.text)
+    confirmation = bk.handoff_confirmation(body=ticket.body, support_url="https://support.example.com", portal_label="Open", channel_id="C0ESC")
+    _assert_inert(confirmation.blocks, confirmation.text)
+    assert "<#C0ESC>" in json.dumps(confirmation.blocks)

@@ -60,8 +60,9 @@ async def _conversation_with_pii(client) -> str:
         client,
         "cannot-enable",
         report=(
-            f"SCIM won't enable for {UPN_A} and {UPN_B}; reply to {EMAIL}. "
-            f"Entra test connection used Authorization: Bearer {TOKEN} and secret token {SCIM_SECRET}"
+            f"Enabling SCIM in the CMA fails: Can't enable SCIM provisioning. Please contact Support and refer to "
+            f"Account ID Configuration - Email. It is for {UPN_A} and {UPN_B}; reply to {EMAIL}. "
+            f"Our Entra setup used Authorization: Bearer {TOKEN} and secret token {SCIM_SECRET}"
         ),
         texts={"account": f"Contoso, contact {EMAIL}", "upns": f"{UPN_A}, {UPN_B}", "groups": "Cato-Remote-Users"},
     )
@@ -70,6 +71,14 @@ async def _conversation_with_pii(client) -> str:
     ticket = next(r["ticket"] for p in payloads for r in p["replies"] if r.get("ticket"))
     assert UPN_A in ticket["upns"]
     return conversation
+
+
+def _logged_as(client, conversation: str) -> str:
+    from bot.channels.web import WebChatKey
+
+    internal = client.server.app[WebChatKey].ids.verify(conversation, None)
+    assert internal and internal != conversation
+    return internal
 
 
 async def test_json_logs_of_a_whole_conversation_carry_no_pii(app_client, captured):
@@ -90,7 +99,9 @@ async def test_json_logs_of_a_whole_conversation_carry_no_pii(app_client, captur
     for record in lines:
         assert {"ts", "level", "logger", "event"} <= set(record), record
     turns = [r for r in lines if r["logger"] == "scim_help.engine" and r["event"] == "turn"]
-    assert turns and all(r["conversation"] == conversation for r in turns)
+    # Logged by a keyed hash, never by the id that opens the conversation (#14 break 4).
+    assert turns and all(r["conversation"] == _logged_as(app_client, conversation) for r in turns)
+    assert conversation not in text and conversation[4:] not in text
     assert {"channel", "phase", "symptom"} <= set(turns[-1])
     assert any(r["logger"] == "aiohttp.access" and r.get("path") == "/api/chat" for r in lines)
     errors = [r for r in lines if r["logger"] == "scim_help.test"]
@@ -105,7 +116,8 @@ async def test_text_logs_are_one_readable_line_and_scrubbed(app_client, captured
     conversation = await _conversation_with_pii(app_client)
     text = buf.getvalue()
     turn_lines = [line for line in text.splitlines() if "scim_help.engine: turn" in line]
-    assert turn_lines and f"conversation={conversation}" in turn_lines[0]
+    assert turn_lines and f"conversation={_logged_as(app_client, conversation)}" in turn_lines[0]
+    assert conversation[4:] not in text
     assert "INFO" in turn_lines[0]
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} leaked into the logs"

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.channels.web import WebChatKey
 from bot.server import STATE, build_app
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SQLiteStore
@@ -179,7 +180,8 @@ async def test_readyz_and_chat_when_redis_is_down(serve_app):
     assert "Traceback" not in json.dumps(body) and "127.0.0.1" not in json.dumps(body)
     assert resp.headers.get("Retry-After")
 
-    resp = await client.get("/api/chat/web:" + "a" * 24)
+    token = client.server.app[WebChatKey].ids.issue(None)[0]  # an id the server issued before Redis went
+    resp = await client.get("/api/chat", headers={"X-Conversation": token})
     assert resp.status == 503
 
     text = await (await client.get("/metrics")).text()
@@ -197,10 +199,10 @@ async def test_busy_conversation_lock_is_a_polite_503(serve_app, settings):
 
     store = ImpatientSQLite(settings.sqlite_path)
     client = await serve_app(store=store)
-    conversation = "web:" + "b" * 24
+    conversation, key = client.server.app[WebChatKey].ids.issue(None)
     other_process = SQLiteStore(settings.sqlite_path)  # a second owner of the same database file
     try:
-        async with other_process.lock(conversation):
+        async with other_process.lock(key):
             resp = await client.post("/api/chat", json={"conversation": conversation, "text": "hello"})
             body = await resp.json()
     finally:
@@ -295,7 +297,7 @@ async def test_whole_conversation_to_ticket_and_restore(client):
     assert "body" not in ticket["document"] and ticket["document"]["account"] == "Contoso Pharma (41872)"  # normalised
     assert payloads[-1]["phase"] == "closed"
 
-    resp = await client.get(f"/api/chat/{conversation}")
+    resp = await client.get("/api/chat", headers={"X-Conversation": conversation})
     assert resp.status == 200
     restored = await resp.json()
     assert restored["conversation"] == conversation and restored["phase"] == "closed"
@@ -309,7 +311,7 @@ async def test_whole_conversation_to_ticket_and_restore(client):
     clicked = [e for e in admin if e.get("choice")]
     assert clicked and all(e["text"] != e["choice"] for e in clicked)  # the button label, not its id
 
-    assert (await client.get("/api/chat/web:" + "z" * 24)).status == 404
+    assert (await client.get("/api/chat", headers={"X-Conversation": "web:" + "z" * 24})).status == 404
 
 
 async def test_start_over_keeps_the_conversation_and_greets(client):
@@ -320,7 +322,7 @@ async def test_start_over_keeps_the_conversation_and_greets(client):
     data = await resp.json()
     assert data["conversation"] == conversation and data["started"] is True
     assert [c["id"] for c in data["replies"][-1]["choices"]][:1] == ["cannot-enable"]
-    entries = (await (await client.get(f"/api/chat/{conversation}")).json())["entries"]
+    entries = (await (await client.get("/api/chat", headers={"X-Conversation": conversation})).json())["entries"]
     assert entries[-2] == {"who": "admin", "text": "Start over", "choice": "cmd:restart"}
 
 
@@ -381,10 +383,12 @@ async def test_origin_rules(serve_app):
 
 
 async def test_restore_rejects_bad_ids(client):
-    resp = await client.get("/api/chat/not-a-web-id")
+    resp = await client.get("/api/chat", headers={"X-Conversation": "not-a-web-id"})
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_conversation"
     resp = await client.get("/api/chat")
-    assert resp.status in (404, 405) and "error" in await resp.json()
+    assert resp.status == 400 and "error" in await resp.json()
+    resp = await client.get("/api/chat/web:" + "a" * 24)  # ids never travel in URLs
+    assert resp.status == 404 and "error" in await resp.json()
 
 
 async def test_web_chat_can_be_switched_off(serve_app):
@@ -438,7 +442,7 @@ async def test_two_replicas_share_a_conversation_through_redis(serve_app, redis_
     resp = await b.post("/api/chat", json={"conversation": conversation, "choice": "cannot-enable"})
     data = await resp.json()
     assert data["symptom"] == "cannot-enable" and data["phase"] == "checking"
-    restored = await (await a.get(f"/api/chat/{conversation}")).json()
+    restored = await (await a.get("/api/chat", headers={"X-Conversation": conversation})).json()
     assert [e["who"] for e in restored["entries"]] == ["bot", "admin", "bot", "bot"]
 
 

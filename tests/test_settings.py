@@ -185,3 +185,29 @@ def test_new_server_settings(settings, monkeypatch):
     s = load_settings()
     assert s.allowed_origin_set == {"https://intranet.example.com", "http://localhost:3000"}
     assert s.port == 0
+
+
+def test_config_masks_credentials_in_every_url_setting(tmp_path):
+    """Break 11: `scim-help config` printed userinfo in SCIM_HELP_SLACK_API_URL, a Redis ?password=, the
+    part of a Redis password after an @, and a token in SCIM_HELP_SUPPORT_URL."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_HELP_", "SLACK_", "Microsoft"))}
+    env.update(
+        SCIM_HELP_DATA_DIR=str(tmp_path / "data"),
+        SCIM_HELP_STORE="redis",
+        SCIM_HELP_REDIS_URL="redis://default:p4ss@w0rd-tail@redis.internal:6379/0?password=hunter2&socket_timeout=3",
+        SCIM_HELP_SLACK_API_URL="https://proxyuser:proxyp4ss@slack-proxy.internal/api/",
+        SCIM_HELP_SUPPORT_URL="https://support.example.com/new?lang=en&access_token=tok3n-value#sig=abc",
+        SLACK_BOT_TOKEN="xoxb-1-secret",
+        SLACK_SIGNING_SECRET="signing-secret-value",
+    )
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "config"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for secret in ("p4ss", "w0rd-tail", "hunter2", "proxyuser", "proxyp4ss", "tok3n-value", "sig=abc", "xoxb-1-secret", "signing-secret-value"):
+        assert secret not in out.stdout, f"{secret!r} printed by scim-help config"
+    shown = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    assert shown["SCIM_HELP_REDIS_URL"].startswith("redis://********@redis.internal:6379/0?")
+    assert "socket_timeout=3" in shown["SCIM_HELP_REDIS_URL"]
+    assert shown["SCIM_HELP_SLACK_API_URL"] == "https://********@slack-proxy.internal/api/"
+    assert shown["SCIM_HELP_SUPPORT_URL"].startswith("https://support.example.com/new?lang=en&access_token=********")

@@ -623,7 +623,9 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     assert all(p["thread_ts"] == ts for p in slack.posts())
     # the ticket: fields, the body as a code block, the portal link and the hand-off button
     assert any("fields" in b for b in blocks)
-    assert "```" in all_text(blocks) and "Contoso 12345" in all_text(blocks)
+    assert "```" in all_text(blocks) and "Contoso (12345)" in all_text(blocks)
+    # rendered, not only pasted: the steps taken and what to attach, under the pack's headings
+    assert "Troubleshooting steps taken" in all_text(blocks) and "Please attach" in all_text(blocks)
     urls = [el.get("url") for b in blocks if b["type"] == "actions" for el in b["elements"]]
     assert SUPPORT in urls
     handoff_button, handoff_block = find_button(blocks, "handoff")
@@ -638,7 +640,7 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     view = opened["view"]
     assert view["type"] == "modal" and len(view["title"]["text"]) <= 24
     inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
-    assert inputs["account"]["initial_value"] == "Contoso 12345"
+    assert inputs["account"]["initial_value"] == "Contoso (12345)"
     assert "SCIM provisioning issue" in inputs["body"]["initial_value"]
 
     def submission(values: dict[str, str]) -> dict[str, Any]:
@@ -846,3 +848,140 @@ async def test_logs_carry_no_message_text_emails_or_tokens(slack: Slack, caplog)
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "jane.secret" not in logged and "never show up" not in logged
     assert "xoxb-test-token" not in logged and SECRET not in logged
+
+
+# ---- issue #14: replays and the durable inbox ----------------------------------------------------------
+
+
+async def test_a_replayed_slash_command_is_answered_once(slack: Slack):
+    """Break 9: a signed slash command replayed inside the 5-minute window opened a thread per copy. The
+    same timestamp and signature are the same request: recorded once, answered once."""
+    body = urlencode(
+        {
+            "token": "legacy", "team_id": TEAM_ID, "team_domain": "fake", "channel_id": OTHER, "channel_name": "general",
+            "user_id": ADMIN, "user_name": "admin", "command": "/scim-help", "text": NEW_HIRES, "api_app_id": "A0APP",
+            "response_url": slack.fake.response_url(), "trigger_id": "1.2.trigger",
+        }
+    )
+    headers = slack.headers(body, "application/x-www-form-urlencoded")
+    for _ in range(3):
+        resp = await slack.send(body, "application/x-www-form-urlencoded", headers=headers)
+        assert resp.status == 200
+    root, first = await slack.fake.wait_calls("chat.postMessage", 2)
+    await slack.fake.settle()
+    assert len(slack.posts()) == 2  # one root message and its first reply: one thread, not three
+    assert first["thread_ts"] == slack.key_of(root)[1]
+    # A new invocation (a new timestamp, so a new signature) is a new request.
+    await asyncio.sleep(1.05)
+    await slack.send(body, "application/x-www-form-urlencoded")
+    await slack.fake.wait_calls("chat.postMessage", 4)
+
+
+async def _left_by_a_killed_process(slack: Slack, channel: str, *, posted: bool) -> str:
+    """An entry as a SIGKILLed process leaves it: recorded, its turn and outbox committed, held under a
+    lease naming a process that no longer exists; its message posted to Slack or not."""
+    import subprocess
+    import sys
+
+    from bot.channels.slack.core import OUTBOX
+    from bot.channels.slack.ids import Place
+    from bot.channels.slack.posting import REPLY_EVENT, Outbox
+    from bot.store.sqlite import _HOST
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    store = slack.runtime.store
+    inbox = store.inbox("slack")
+    inner = getattr(inbox, "store", None)  # the SQLiteStore behind the inbox
+    event = {"type": "message", "channel": channel, "user": ADMIN, "text": "hi", "ts": _ts(), "channel_type": "im"}
+    entry = await inbox.put(f"event:Ev{uuid.uuid4().hex[:8]}", json.dumps({"mode": "http", "ct": "application/json", "body": json.dumps(slack.envelope(event))}), seen_ttl=60)
+    assert entry is not None and inner is not None
+    await inner._run(lambda c: c.execute("UPDATE inbox SET owner=? WHERE id=?", (f"{_HOST}:{child.pid}:dead", int(entry.id))))
+    from bot.render import blocks as bk
+
+    outbox = Outbox(Place(channel), [bk.notice("the answer the killed process had committed")], ADMIN)
+    await store.put_record(OUTBOX, entry.id, outbox.dump())
+    if posted:
+        await _bot(slack).client.chat_postMessage(
+            channel=channel, text="the answer", blocks=outbox.messages[0].blocks,
+            metadata={"event_type": REPLY_EVENT, "event_payload": {"entry": entry.id, "part": "0"}},
+        )
+    return entry.id
+
+
+@pytest.mark.parametrize("posted", [False, True])
+async def test_an_entry_left_by_a_killed_process_is_answered_once_from_its_outbox(slack: Slack, posted: bool):
+    """The windows a SIGKILL can hit after the turn was committed: before its message reached Slack (the
+    outbox is posted by whoever takes the entry over) and after (Slack has it: not posted again)."""
+    channel = f"D0KILLED{int(posted)}"
+    entry_id = await _left_by_a_killed_process(slack, channel, posted=posted)
+    before = len(slack.posts(channel=channel))
+    taken = await _bot(slack).inbox.sweep()
+    assert taken == 1
+    await slack.fake.settle()
+    for _ in range(100):
+        if not await slack.runtime.store.get_record("slack-outbox", entry_id):
+            break
+        await asyncio.sleep(0.05)
+    posts = slack.posts(channel=channel)
+    assert len(posts) == 1, [p.body.get("text") for p in posts]
+    assert len(posts) - before == (0 if posted else 1)
+    assert await slack.runtime.store.get_record("slack-outbox", entry_id) is None  # done: dropped with the entry
+    assert await _bot(slack).inbox.sweep() == 0
+
+
+async def test_escalation_post_never_carries_links_or_mentions_the_admin_typed(slack: Slack):
+    """Break 10, end to end: what an admin types into the hand-off modal reaches the helpdesk channel as
+    text — no Markdown or Slack link, no <!channel> or <@…> mention, in the blocks or the notification."""
+    from bot.events import Ticket
+    from bot.render import blocks as bk
+
+    thread = _ts()
+    meta = {"c": f"slack:{TEAM_ID}:{OTHER}:{thread}", "ch": OTHER, "ts": None, "th": thread, "d": "-"}
+    view = bk.escalation_modal(Ticket(), private_metadata=json.dumps(meta), channel_label="the helpdesk channel")
+    hostile = {
+        "account": "[Click to re-verify](https://evil.example/login) <!channel>",
+        "idp": "<https://evil.example|Entra> @here #general",
+        "upns": "jane.doe@contoso.com",
+        "groups": "<!subteam^S0ADMINS> [Admins](https://evil.example)",
+        "body": "Please <!channel> visit <https://evil.example|the portal> or [this](https://evil.example)",
+    }
+    values = {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in hostile.items()}
+    payload = {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "fake"}, "user": {"id": ADMIN, "team_id": TEAM_ID},
+        "api_app_id": "A0APP", "token": "legacy", "trigger_id": "1.2.trigger",
+        "view": {**view, "id": "V0HOSTILE", "state": {"values": values}},
+    }
+    resp = await slack.interact(payload)
+    assert (await resp.text()) == ""
+    post = await slack.fake.wait_for("chat.postMessage", channel=ESCALATION)
+    objects = [o for b in post["blocks"] for o in [b.get("text"), *b.get("fields", []), *b.get("elements", [])] if isinstance(o, dict) and o.get("type") == "mrkdwn"]
+    assert objects and all(o.get("verbatim") is True for o in objects)
+    for text in [o["text"] for o in objects] + [post["text"]]:
+        assert "<!" not in text and "<https://evil" not in text, text
+        if not text.startswith("```"):
+            assert "https://evil" not in text and "](" not in text, text
+    assert f"<@{ADMIN}>" in all_text(post["blocks"])  # the mention we write ourselves stays
+
+
+async def test_a_reply_in_a_thread_whose_conversation_was_lost_is_told_so(slack: Slack):
+    """Break 13 in Slack: after the store lost a conversation (Redis restarted without persistence), a
+    "yes" in the bot's thread was ignored as somebody else's thread, and an old card's button answered as
+    a new off-topic message. The thread's root is the bot's own message, so it is ours: say it was lost."""
+    from bot.continuity import LOST
+
+    await slack.command(NEW_HIRES, channel=OTHER)
+    root, first = await slack.fake.wait_calls("chat.postMessage", 2)
+    root_ts = slack.key_of(root)[1]
+    conv = f"slack:{TEAM_ID}:{OTHER}:{root_ts}"
+    await slack.runtime.store.delete(conv)  # the store lost it
+    before = len(slack.posts())
+    await slack.message("yes", channel=OTHER, thread_ts=root_ts, parent_user_id=BOT_USER_ID)
+    (post,) = await slack.next_posts(before)
+    assert post["thread_ts"] == root_ts and LOST[:40] in all_text(post["blocks"])
+    # An old card's button in that thread: the same answer, not an off-topic pointer.
+    await slack.runtime.store.delete(conv)
+    before = len(slack.posts())
+    await slack.click(first, lambda v: ":" in v and not v.startswith("cmd:"))
+    (post,) = await slack.next_posts(before)
+    assert LOST[:40] in all_text(post["blocks"])

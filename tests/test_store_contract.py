@@ -302,3 +302,167 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, mo
         await slow.close()
         if fast is not slow:
             await fast.close()
+
+
+# ---- claims written with the conversation, deferred write-back (issue #14, break 6) ---------------------
+
+
+async def test_a_failed_hold_leaves_its_claims_unclaimed(store):
+    """A turn that fails (or a process killed mid-turn) must not mark its delivery as handled: the
+    redelivery is processed. Claims are written with the conversation, on success only."""
+    key, claim = f"held-{uuid.uuid4().hex}", f"evt-{uuid.uuid4().hex}"
+    with pytest.raises(RuntimeError):
+        async with store.hold(key, claims=[claim]) as held:
+            assert held.fresh
+            held.save("lost", ttl=60)
+            raise RuntimeError("turn failed")
+    async with store.hold(key, claims=[claim]) as held:
+        assert held.fresh  # still new: the failed turn claimed nothing
+        held.save("state", ttl=60)
+    async with store.hold(key, claims=[claim]) as held:
+        assert not held.fresh  # the successful turn claimed it
+    assert await store.claim(claim, ttl=60) is False
+
+
+async def test_deferred_hold_commits_the_callers_records_with_the_conversation(store):
+    key, kind = f"held-{uuid.uuid4().hex}", f"outbox-{uuid.uuid4().hex[:6]}"
+    async with store.deferred() as deferred:
+        async with store.hold(key, claims=[f"{key}-evt"]) as held:
+            held.save("state", ttl=60)
+            held.put_record(kind, "remember", "1")
+        assert await store.load(key) is None  # not written yet: the hold was parked
+        with pytest.raises(TimeoutError):  # and its lock is still held
+            async with store.lock(key, timeout=0.2):
+                pass
+        await deferred.commit([(kind, "turn", "replies")])
+    assert await store.load(key) == "state"
+    assert await store.records(kind) == {"remember": "1", "turn": "replies"}
+    assert await store.claim(f"{key}-evt", ttl=60) is False
+    async with store.lock(key, timeout=1):
+        pass  # released
+
+
+async def test_deferred_hold_writes_nothing_when_the_block_fails(store):
+    key, kind = f"held-{uuid.uuid4().hex}", f"outbox-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(RuntimeError):
+        async with store.deferred():
+            async with store.hold(key, claims=[f"{key}-evt"]) as held:
+                held.save("state", ttl=60)
+            raise RuntimeError("posting failed before commit")
+    assert await store.load(key) is None
+    assert await store.claim(f"{key}-evt", ttl=60) is True
+    async with store.lock(key, timeout=1):
+        pass
+    async with store.deferred() as deferred:  # without a hold, the records alone
+        await deferred.commit([(kind, "a", "1")])
+    assert await store.get_record(kind, "a") == "1"
+    await store.delete_record(kind, "a")
+    assert await store.get_record(kind, "a") is None
+
+
+# ---- the inbox ------------------------------------------------------------------------------------------
+
+
+async def test_inbox_records_once_and_forgets_when_done(store):
+    inbox = store.inbox(f"test-{uuid.uuid4().hex[:8]}")
+    kind = f"outbox-{uuid.uuid4().hex[:6]}"
+    entry = await inbox.put("evt-1", '{"n": 1}', seen_ttl=60)
+    assert entry is not None and entry.payload == '{"n": 1}' and entry.attempts == 1
+    assert await inbox.put("evt-1", '{"n": 1}', seen_ttl=60) is None  # a redelivery
+    await store.put_record(kind, entry.id, "replies")
+    await inbox.renew([entry])
+    assert await inbox.reclaim() == []  # ours and alive: nobody takes it over
+    await inbox.done(entry, drop=[(kind, entry.id)])
+    assert await store.get_record(kind, entry.id) is None
+    assert await inbox.reclaim() == []
+    await inbox.close()
+
+
+async def test_inbox_refuses_above_its_limit(store):
+    from bot.store.inbox import InboxFull
+
+    inbox = store.inbox(f"test-{uuid.uuid4().hex[:8]}")
+    first = await inbox.put("a", "1", seen_ttl=60, limit=1)
+    with pytest.raises(InboxFull):
+        await inbox.put("b", "2", seen_ttl=60, limit=1)
+    await inbox.done(first)
+    assert await inbox.put("b", "2", seen_ttl=60, limit=1) is not None  # refused, so not marked as seen
+    await inbox.close()
+
+
+async def test_inbox_entries_of_a_dead_holder_are_taken_over(tmp_path, redis_url):
+    """SQLite: a holder that exited is seen dead at once. Redis: a consumer whose liveness key is gone."""
+    import subprocess
+    import sys
+
+    from bot.store import sqlite as sqlite_mod
+    from bot.store.redis import RedisStore
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    box = f"test-{uuid.uuid4().hex[:8]}"
+    gone = sqlite_mod.SQLiteStore(tmp_path / "inbox.sqlite3")
+    gone._owner = f"{sqlite_mod._HOST}:{child.pid}:token"
+    other = sqlite_mod.SQLiteStore(tmp_path / "inbox.sqlite3")
+    prefix = f"scim-help-test:{uuid.uuid4().hex}:"
+    r_gone, r_other = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    try:
+        for dead_store, live_store in ((gone, other), (r_gone, r_other)):
+            dead, live = dead_store.inbox(box), live_store.inbox(box)
+            entries = [await dead.put(f"evt-{i}", f"payload-{i}", seen_ttl=60) for i in range(3)]
+            await dead.done(entries[0])
+            if dead_store is r_gone:
+                assert await live.reclaim() == []  # its consumer is still alive
+                await dead.close()  # the consumer's liveness key goes, as when it expires after a kill
+            taken = await live.reclaim()
+            assert sorted(e.payload for e in taken) == ["payload-1", "payload-2"]
+            assert all(e.attempts == 2 for e in taken)
+            assert await live.reclaim() == []  # now held by the live one
+            for e in taken:
+                await live.done(e)
+    finally:
+        for s in (gone, other, r_gone, r_other):
+            await s.close()
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+async def test_sqlite_files_are_private_whatever_the_umask(tmp_path, umask):
+    """Break 8: the database and its -wal were 0644 and the data dir 0755, readable by every local user.
+    Also files left readable by an older version are tightened when opened."""
+    import os
+    import stat
+
+    from bot.store.sqlite import SQLiteStore
+
+    data = tmp_path / "data"
+    old = os.umask(umask)
+    try:
+        store = SQLiteStore(data / "scim-help.sqlite3")
+        async with store.hold("k") as held:
+            held.save("v", ttl=60)
+        inbox = store.inbox("slack")
+        await inbox.put("e", "p", seen_ttl=60)
+        mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+        assert mode(data) == 0o700
+        files = [data / "scim-help.sqlite3", data / "scim-help.sqlite3-wal", data / "scim-help.sqlite3-shm"]
+        assert all(f.exists() for f in files)
+        assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+        await store.close()
+        # Left readable by an older version, with another process holding the WAL open:
+        import sqlite3
+
+        data.chmod(0o755)
+        files[0].chmod(0o644)
+        other = sqlite3.connect(files[0])
+        other.execute("PRAGMA journal_mode=WAL")
+        other.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        other.execute("INSERT INTO t VALUES (1)")
+        other.commit()
+        assert mode(files[1]) == 0o644 & ~umask
+        store = SQLiteStore(data / "scim-help.sqlite3")
+        assert await store.load("k") == "v"
+        assert mode(data) == 0o700 and {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+        await store.close()
+        other.close()
+    finally:
+        os.umask(old)

@@ -1,6 +1,6 @@
 """Block Kit rendering for Slack: pure functions from the engine's `Reply` to blocks + fallback text.
 
-Nothing here does I/O. `bot/channels/slack.py` decides where a message goes; this module decides what it
+Nothing here does I/O. `bot/channels/slack/` decides where a message goes; this module decides what it
 looks like, and guarantees it fits Slack's Block Kit limits (docs.slack.dev/reference/block-kit):
 
 - at most 50 blocks in a message, 100 in a modal;
@@ -13,6 +13,15 @@ looks like, and guarantees it fits Slack's Block Kit limits (docs.slack.dev/refe
 Anything longer is cut at a line or word boundary and marked with "…"; texts longer than one section are
 spread over several sections first. Text is escaped for mrkdwn (`&`, `<`, `>`), and the engine's
 `**bold**` becomes Slack's `*bold*`.
+
+User-provided values (an account name, UPNs, groups, the ticket text, anything an admin typed) must never
+become links or mentions in a channel — least of all in the escalation post the helpdesk reads:
+- `&`, `<`, `>` are escaped everywhere, the notification fallback `text` included, so no `<!channel>`,
+  `<@U…>` or `<https://…|label>` can be written by a user;
+- every mrkdwn text object is `verbatim`: Slack does not turn bare URLs, #channel names or @mentions
+  into links (our own links and mentions are written explicitly, `<url|label>`, `<@U…>`, `<#C…>`);
+- `user_text` also breaks a Markdown link's `](` and a URL's `://` with an invisible space, so no client
+  renders one as a link.
 
 Interactive elements carry what the adapter needs to route a click without trusting anything else:
 - every engine choice is a button with `value` = the choice id and `action_id` = `scim:c:<reply>:<n>`
@@ -67,6 +76,9 @@ LINK_PREFIX = "scim:link:"
 ESCALATION_CALLBACK = "scim_escalation"
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+# What we write inside <…> ourselves: Slack user/channel ids and a permalink Slack gave us.
+_SLACK_ID = re.compile(r"^[UWCDG][A-Z0-9]{1,30}$")
+_PERMALINK = re.compile(r"^https://[^\s<>|]+$")
 # An escaped entity (&amp; &lt; &gt;) cut short at the end of a string; matches "" when there is none.
 _PARTIAL_ENTITY = re.compile(r"(?:&[a-z]{0,3})?\Z")
 
@@ -85,6 +97,20 @@ class Message:
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_ZWSP = "\u200b"
+
+
+def user_text(text: str) -> str:
+    """A value a user typed, safe in mrkdwn and in a notification: escaped, and no Markdown link
+    (`[label](url)`) or bare URL left for any client to render as a link."""
+    return escape(text).replace("](", "]" + _ZWSP + "(").replace("://", ":" + _ZWSP + "//")
+
+
+def mrkdwn_object(text: str) -> dict[str, Any]:
+    """A mrkdwn text object that Slack renders as written: no automatic links, channel names or mentions."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def mrkdwn(text: str) -> str:
@@ -143,7 +169,7 @@ def split_text(text: str, limit: int) -> list[str]:
 
 
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT) or ELLIPSIS}}
+    return {"type": "section", "text": mrkdwn_object(clip(text, SECTION_TEXT) or ELLIPSIS)}
 
 
 def sections(text: str, max_sections: int = 8) -> list[Block]:
@@ -156,8 +182,8 @@ def sections(text: str, max_sections: int = 8) -> list[Block]:
 
 
 def context(*texts: str) -> Block:
-    elements = [{"type": "mrkdwn", "text": clip(t, CONTEXT_TEXT)} for t in texts if t][:CONTEXT_ELEMENTS]
-    return {"type": "context", "elements": elements or [{"type": "mrkdwn", "text": " "}]}
+    elements = [mrkdwn_object(clip(t, CONTEXT_TEXT)) for t in texts if t][:CONTEXT_ELEMENTS]
+    return {"type": "context", "elements": elements or [mrkdwn_object(" ")]}
 
 
 def header(text: str) -> Block:
@@ -268,11 +294,22 @@ def render_reply(
         if reply.text:
             blocks += sections(mrkdwn(reply.text))
         if reply.ticket is not None:
-            fields = ticket_fields(reply.ticket)
+            t = reply.ticket
+            fields = ticket_fields(t)
             if fields:
                 blocks.append({"type": "section", "fields": fields})
-            if reply.ticket.body:
-                blocks += code_blocks(reply.ticket.body)
+            # The ticket rendered (why, steps, what was ruled out, what to attach), then the text to copy.
+            if t.why:
+                blocks += sections(f"*{escape(_label(t, 'why'))}:* {user_text(t.why)}")
+            if t.steps:
+                lines = [f"{i}. *{user_text(st.check)}:* {user_text(st.answer)}" for i, st in enumerate(t.steps, 1)]
+                blocks += sections(f"*{escape(_label(t, 'steps'))}*\n" + "\n".join(lines), max_sections=4)
+            if t.ruled_out:
+                blocks += sections(f"*{escape(_label(t, 'ruled_out'))}*\n" + "\n".join(f"• {user_text(c)}" for c in t.ruled_out))
+            if t.attachments:
+                blocks += sections(f"*{escape(_label(t, 'attach'))}*\n" + "\n".join(f"• {user_text(a)}" for a in t.attachments))
+            if t.body:
+                blocks += code_blocks(t.body)
     else:
         text = mrkdwn(reply.text)
         if reply.title and kind in ("question", "resolution"):
@@ -310,25 +347,38 @@ def steps_text(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-def ticket_fields(ticket: Ticket) -> list[dict[str, str]]:
+# What a ticket built before the pack named its labels (or by hand) shows.
+_DEFAULT_LABELS = {
+    "account": "Account", "idp": "Identity provider", "upns": "Affected UPNs", "groups": "IdP groups",
+    "symptom": "Symptom", "topic": "Reported problem", "cause": "Suspected cause", "why": "Why escalated",
+    "steps": "Troubleshooting steps taken", "ruled_out": "Causes ruled out", "attach": "Please attach",
+}
+
+
+def _label(ticket: Ticket, key: str) -> str:
+    return ticket.labels.get(key) or _DEFAULT_LABELS[key]
+
+
+def ticket_fields(ticket: Ticket) -> list[dict[str, Any]]:
     none = "_not provided_"
     pairs = [
-        ("Account", ticket.account or none),
-        ("Identity provider", ticket.idp or none),
-        ("Affected UPNs", ", ".join(ticket.upns) if ticket.upns else none),
-        ("IdP groups", ", ".join(ticket.groups) if ticket.groups else none),
+        (_label(ticket, "account"), ticket.account or none),
+        (_label(ticket, "idp"), ticket.idp or none),
+        (_label(ticket, "upns"), ", ".join(ticket.upns) if ticket.upns else none),
+        (_label(ticket, "groups"), ", ".join(ticket.groups) if ticket.groups else none),
     ]
     if ticket.symptom_title:
-        pairs.append(("Symptom", ticket.symptom_title))
+        pairs.append((_label(ticket, "topic" if ticket.topic else "symptom"), ticket.symptom_title))
     if ticket.cause_title:
-        pairs.append(("Suspected cause", ticket.cause_title))
+        pairs.append((_label(ticket, "cause"), ticket.cause_title))
     return [field(label, value) for label, value in pairs][:MAX_FIELDS]
 
 
-def field(label: str, value: str) -> dict[str, str]:
+def field(label: str, value: str) -> dict[str, Any]:
+    """A labelled section field; `value` is user-provided (or our "_not provided_")."""
     head = f"*{escape(label)}*\n"
-    escaped = value if value == "_not provided_" else escape(value)
-    return {"type": "mrkdwn", "text": clip(head + escaped, FIELD_TEXT)}
+    escaped = value if value == "_not provided_" else user_text(value)
+    return mrkdwn_object(clip(head + escaped, FIELD_TEXT))
 
 
 def fallback_text(reply: Reply) -> str:
@@ -346,7 +396,12 @@ def fallback_text(reply: Reply) -> str:
         parts.append(plain(reply.after))
     if reply.ticket is not None and reply.ticket.body:
         parts.append(reply.ticket.body)
-    return clip("\n".join(p for p in parts if p), FALLBACK_TEXT)
+    return fallback("\n".join(p for p in parts if p))
+
+
+def fallback(text: str) -> str:
+    """The notification `text` of a message: Slack parses it too, so it is escaped like any user value."""
+    return clip(user_text(text), FALLBACK_TEXT)
 
 
 def render(reply: Reply, **options: Any) -> Message:
@@ -363,7 +418,7 @@ def render_replies(replies: list[Reply], **options: Any) -> list[Message]:
     for i, reply in enumerate(replies):
         rendered = render_reply(reply, key=str(i), **options)
         if blocks and len(blocks) + len(rendered) > MAX_BLOCKS:
-            messages.append(Message(blocks, clip("\n\n".join(texts), FALLBACK_TEXT)))
+            messages.append(Message(blocks, clip("\n\n".join(texts), FALLBACK_TEXT)))  # each already escaped
             blocks, texts = [], []
         blocks = blocks + rendered
         texts.append(fallback_text(reply))
@@ -375,7 +430,7 @@ def render_replies(replies: list[Reply], **options: Any) -> list[Message]:
 def answered(blocks: list[Block], clicked_block_id: str, label: str, user_id: str | None) -> list[Block]:
     """The clicked message after a click: the clicked actions block becomes a note of the answer chosen,
     so the buttons are gone and cannot be clicked twice. Other blocks stay as they were."""
-    who = f"<@{user_id}>" if user_id else "You"
+    who = mention(user_id) if user_id else "You"
     note = context(f":white_check_mark: {who} chose *{escape(plain(label))}*")
     out: list[Block] = []
     for b in blocks:
@@ -397,8 +452,23 @@ def button_label(blocks: list[Block], action_id: str) -> str | None:
 
 
 def notice(text: str) -> Message:
-    """A short plain message (errors, hand-off confirmations)."""
-    return Message([section(mrkdwn(text))], clip(plain(text), FALLBACK_TEXT))
+    """A short plain message (errors, hand-off confirmations): engine-style text, escaped."""
+    return Message([section(mrkdwn(text))], fallback(plain(text)))
+
+
+def mention(user_id: str | None) -> str:
+    """`<@U…>` for a Slack user id, else a neutral word: the only way a mention gets into our text."""
+    return f"<@{user_id}>" if user_id and _SLACK_ID.match(user_id) and user_id[0] in "UW" else "Someone"
+
+
+def channel_link(channel_id: str | None) -> str:
+    return f"<#{channel_id}>" if channel_id and _SLACK_ID.match(channel_id) and channel_id[0] in "CDG" else "our DM"
+
+
+def notice_markup(text: str) -> Message:
+    """A short message written in mrkdwn by us, with mentions and channel links made by `mention` and
+    `channel_link` (anything user-provided in it must have gone through `user_text`)."""
+    return Message([section(text)], clip(text, FALLBACK_TEXT))
 
 
 # ---- escalation hand-off -----------------------------------------------------------------------------
@@ -451,8 +521,10 @@ def escalation_post(
     body: str,
     permalink: str | None,
 ) -> Message:
-    """The ticket as posted to the helpdesk escalation channel."""
-    who = f"<@{user_id}>" if user_id else "An admin"
+    """The ticket as posted to the helpdesk escalation channel. Every value but the ids is the admin's own
+    typing (the modal): escaped, never a link or a mention."""
+    who = mention(user_id) if user_id else "An admin"
+    permalink = permalink if permalink and _PERMALINK.match(permalink) else None
     link = f" — <{permalink}|open the conversation>" if permalink else ""
     fields = [
         field("Account", account or "_not provided_"),
@@ -471,16 +543,17 @@ def escalation_post(
     if permalink:
         blocks.append(context(f"<{permalink}|Conversation thread>"))
     text = f"SCIM provisioning escalation for account {account or 'unknown'}"
-    return Message(cap_blocks(blocks), clip(text, FALLBACK_TEXT))
+    return Message(cap_blocks(blocks), fallback(text))
 
 
 def handoff_confirmation(*, body: str, support_url: str | None, portal_label: str, channel_id: str | None) -> Message:
     """What the admin gets after sending: where it went, the text to paste into Cato support, the portal."""
-    where = f"I've posted the ticket to <#{channel_id}> for the helpdesk. " if channel_id else ""
+    where = f"I've posted the ticket to <#{channel_id}> for the helpdesk. " if channel_id and _SLACK_ID.match(channel_id) else ""
     blocks: list[Block] = [
         section(f":incoming_envelope: {where}To open a case with Cato Support, paste this text into the support form:"),
         *code_blocks(body),
     ]
     if support_url:
         blocks.append({"type": "actions", "block_id": "scim:sent", "elements": [button(portal_label, f"{LINK_PREFIX}sent", url=support_url)]})
-    return Message(cap_blocks(blocks), clip(plain(where + "Ticket text for Cato Support:\n" + body), FALLBACK_TEXT))
+    shown = "I've posted the ticket for the helpdesk. " if where else ""
+    return Message(cap_blocks(blocks), fallback(shown + "Ticket text for Cato Support:\n" + body))

@@ -6,9 +6,33 @@ import asyncio
 import time
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
-from bot.store.base import Store
+from bot.store.base import Held, Record, Store, park
+from bot.store.inbox import Inbox, MemoryInbox
+
+
+class _MemoryLease:
+    """A hold of the memory store: its asyncio lock is held until `give_back` or `abandon`."""
+
+    def __init__(self, store: "MemoryStore", key: str, lock: asyncio.Lock, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
+        self.store, self.key, self.lock, self.held = store, key, lock, held
+        self.claims, self.claim_ttl = tuple(claims), claim_ttl
+
+    async def give_back(self, records: Sequence[Record] = ()) -> None:
+        try:
+            store, held = self.store, self.held
+            if held.write is not None:
+                await store.save(self.key, *held.write)
+            for record in (*held.records, *records):
+                await store.put_record(*record)
+            for claim in self.claims:
+                await store.claim(claim, self.claim_ttl)
+        finally:
+            self.lock.release()
+
+    async def abandon(self) -> None:
+        self.lock.release()
 
 
 class MemoryStore(Store):
@@ -19,6 +43,7 @@ class MemoryStore(Store):
         self._claims: dict[str, float] = {}
         self._records: dict[str, dict[str, str]] = defaultdict(dict)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._inboxes: dict[str, MemoryInbox] = {}
 
     async def load(self, key: str) -> str | None:
         item = self._data.get(key)
@@ -42,6 +67,21 @@ class MemoryStore(Store):
         finally:
             lock.release()
 
+    @asynccontextmanager
+    async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
+        lock = self._locks[key]
+        await asyncio.wait_for(lock.acquire(), timeout)
+        now = time.time()
+        held = Held(await self.load(key), not any(self._claims.get(k, 0) > now for k in claims))
+        lease = _MemoryLease(self, key, lock, held, claims, claim_ttl)
+        try:
+            yield held
+        except BaseException:
+            await lease.abandon()
+            raise
+        if not park(lease):
+            await lease.give_back()
+
     async def claim(self, key: str, ttl: int) -> bool:
         now = time.time()
         if self._claims.get(key, 0) > now:
@@ -55,8 +95,16 @@ class MemoryStore(Store):
     async def get_record(self, kind: str, key: str) -> str | None:
         return self._records[kind].get(key)
 
+    async def delete_record(self, kind: str, key: str) -> None:
+        self._records[kind].pop(key, None)
+
     async def records(self, kind: str) -> dict[str, str]:
         return dict(self._records[kind])
 
     async def ping(self) -> bool:
         return True
+
+    def inbox(self, name: str) -> Inbox:
+        if name not in self._inboxes:
+            self._inboxes[name] = MemoryInbox(self)
+        return self._inboxes[name]

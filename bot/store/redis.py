@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.store.base import Held, LeasedStore, StoreUnavailable
+from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.store.redis_inbox import RedisInbox
 
 LEASE_SECONDS = 30
 # Connections per process. Turns past this many at once wait for a free connection (up to POOL_WAIT
@@ -26,24 +28,29 @@ LEASE_SECONDS = 30
 POOL_SIZE = 64
 POOL_WAIT = 10.0
 
-# KEYS: lock, conversation, claim keys... ARGV: token, lease in ms, "1" to read the conversation, claim ttl.
-# -> {0} when the lock is busy; else {1, every claim new (1/0), the conversation or nil}.
+# KEYS: lock, conversation, claim keys... ARGV: token, lease in ms, "1" to read the conversation.
+# -> {0} when the lock is busy; else {1, none of the claims taken (1/0), the conversation or nil}.
 _TAKE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 local fresh = 1
-for i = 3, #KEYS do
-  if not redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[4]) then fresh = 0 end
-end
+if #KEYS > 2 and redis.call('EXISTS', unpack(KEYS, 3)) > 0 then fresh = 0 end
 local data = false
 if ARGV[3] == '1' then data = redis.call('GET', KEYS[2]) end
 return {1, fresh, data}
 """
-# KEYS: lock, conversation, record hashes... ARGV: token, data, ttl in seconds ("" = write nothing), then a
-# field and a value per record hash. 0 = the lease was lost (nothing written).
+# KEYS: lock, conversation, then ARGV[4] claim keys, then record hashes... ARGV: token, data, ttl in seconds
+# ("" = write nothing), the number of claim keys, the claims' ttl, then a field and a value per record hash.
+# 0 = the lease was lost (nothing written).
 _GIVE_BACK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
-for i = 3, #KEYS do redis.call('HSET', KEYS[i], ARGV[2 * i - 2], ARGV[2 * i - 1]) end
+local claims = tonumber(ARGV[4])
+for i = 3, 2 + claims do redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[5]) end
+local a = 6
+for i = 3 + claims, #KEYS do
+  redis.call('HSET', KEYS[i], ARGV[a], ARGV[a + 1])
+  a = a + 2
+end
 redis.call('DEL', KEYS[1])
 return 1
 """
@@ -66,8 +73,8 @@ class RedisStore(LeasedStore):
         self.r = aioredis.Redis.from_pool(pool)
         self.prefix = prefix
         # redis-py's Script: EVALSHA, and SCRIPT LOAD again after a Redis restart.
-        self._take = self.r.register_script(_TAKE)
-        self._give_back = self.r.register_script(_GIVE_BACK)
+        self._take_script = self.r.register_script(_TAKE)
+        self._give_back_script = self.r.register_script(_GIVE_BACK)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -90,44 +97,44 @@ class RedisStore(LeasedStore):
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
-    @asynccontextmanager
-    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> AsyncIterator[Held]:
-        keys = [self._k("lock", key), self._k("conv", key)]
-        claim_keys = [self._k("claim", c) for c in claims]
+    async def _take(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> Lease:
+        keys = [self._k("lock", key), self._k("conv", key), *(self._k("claim", c) for c in claims)]
         token = secrets.token_hex(8)
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
             try:
-                got = await self._take(keys=keys + claim_keys, args=[token, int(LEASE_SECONDS * 1000), "1" if load else "0", max(1, int(claim_ttl))])
+                got = await self._take_script(keys=keys, args=[token, int(LEASE_SECONDS * 1000), "1" if load else "0"])
             except RedisError as exc:
                 raise StoreUnavailable(f"redis: {exc}") from exc
             if got[0]:
-                break
+                return Lease(self, key, token, Held(got[2] if len(got) > 2 else None, bool(got[1])), claims, claim_ttl)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"conversation lock busy: {key}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-        held = Held(got[2] if len(got) > 2 else None, bool(got[1]))
-        try:
-            yield held
-        except BaseException:
-            try:
-                await self._give_back(keys=keys, args=[token, "", ""])
-            except RedisError:
-                pass  # the lease runs out by itself; the original error matters more
-            raise
+
+    async def _give_back(self, lease: Lease, records: Sequence[Record] = ()) -> None:
+        held = lease.held
         data, ttl = held.write if held.write is not None else ("", "")
-        args: list[str | int] = [token, data, ttl]
-        for kind, field, value in held.records:
+        keys = [self._k("lock", lease.key), self._k("conv", lease.key), *(self._k("claim", c) for c in lease.claims)]
+        args: list[str | int] = [lease.token, data, ttl, len(lease.claims), max(1, int(lease.claim_ttl))]
+        for kind, field, value in (*held.records, *records):
             keys.append(self._k("rec", kind))
             args += [field, value]
         try:
-            kept = await self._give_back(keys=keys, args=args)
+            kept = await self._give_back_script(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         if not kept:
-            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
+            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {lease.key}")
+
+    async def _abandon(self, lease: Lease) -> None:
+        keys = [self._k("lock", lease.key), self._k("conv", lease.key)]
+        try:
+            await self._give_back_script(keys=keys, args=[lease.token, "", "", 0, 1])
+        except RedisError:
+            pass  # the lease runs out by itself; the original error matters more
 
     async def claim(self, key: str, ttl: int) -> bool:
         try:
@@ -153,6 +160,12 @@ class RedisStore(LeasedStore):
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
+    async def delete_record(self, kind: str, key: str) -> None:
+        try:
+            await self.r.hdel(self._k("rec", kind), key)
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
     async def get_record(self, kind: str, key: str) -> str | None:
         try:
             return await self.r.hget(self._k("rec", kind), key)
@@ -164,6 +177,11 @@ class RedisStore(LeasedStore):
             return await self.r.hgetall(self._k("rec", kind))
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def inbox(self, name: str) -> "RedisInbox":
+        from bot.store.redis_inbox import RedisInbox
+
+        return RedisInbox(self, name)
 
     async def ping(self) -> bool:
         try:

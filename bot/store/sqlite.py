@@ -16,11 +16,15 @@ import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
-from bot.store.base import Held, LeasedStore, StoreUnavailable
+from bot.private import private_dir, private_sqlite
+from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.store.sqlite_inbox import SQLiteInbox
 
 T = TypeVar("T")
 
@@ -29,6 +33,13 @@ CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, data TEXT NOT NU
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, box TEXT NOT NULL, payload TEXT NOT NULL, owner TEXT NOT NULL,
+  expires_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, recorded_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_box ON inbox(box, id);
+CREATE INDEX IF NOT EXISTS inbox_by_owner ON inbox(box, owner);
+CREATE INDEX IF NOT EXISTS inbox_by_expiry ON inbox(box, expires_at);
 """
 
 LEASE_SECONDS = 30.0
@@ -89,7 +100,11 @@ class SQLiteStore(LeasedStore):
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                private_dir(self.path.parent)
+                private_sqlite(self.path)  # before SQLite creates -wal/-shm: they take the file's mode
+            except OSError as exc:
+                raise sqlite3.OperationalError(f"cannot prepare {self.path}: {exc.strerror or exc}") from exc
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -143,49 +158,58 @@ class SQLiteStore(LeasedStore):
     async def delete(self, key: str) -> None:
         await self._run(lambda c: c.execute("DELETE FROM conversations WHERE key=?", (key,)))
 
-    # -- locking -----------------------------------------------------------------------------------
+    # -- locking ---------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _held(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> AsyncIterator[Held]:
+    async def _take(self, key: str, timeout: float, *, load: bool, claims: Sequence[str] = (), claim_ttl: int = 1) -> Lease:
         """Tasks of this process queue on an asyncio lock; processes compete for the lease row. Taking the
-        lease and reading the conversation is one call on the DB thread, and so is writing it back and
-        dropping the lease."""
+        lease, reading the conversation and checking the claims is one call on the DB thread, and so is
+        writing it back (with the claims) and dropping the lease."""
         local = self._local_locks.setdefault(key, asyncio.Lock())
         deadline = time.monotonic() + timeout
         await asyncio.wait_for(local.acquire(), timeout)
         try:
             delay = 0.002
             while True:
-                got, data, fresh = await self._run(lambda c: self._try_lease(c, key, load, claims, claim_ttl))
+                got, data, fresh = await self._run(lambda c: self._try_lease(c, key, load, claims))
                 if got:
-                    break
+                    return Lease(self, key, self._owner, Held(data, fresh), claims, claim_ttl)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"conversation lock busy: {key}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
-            held = Held(data, fresh)
-            try:
-                yield held
-            except BaseException:
-                await self._drop_lease_quietly(key)
-                raise
-            write, records, purge = held.write, held.records, held.write is not None and self._purge_due()
-            try:
-                kept = await self._run(lambda c: self._write_and_drop_lease(c, key, write, records, purge))
-            except StoreUnavailable:
-                await self._drop_lease_quietly(key)
-                raise
-            if not kept:
-                raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
-        finally:
-            local.release()
-            if not local.locked() and not getattr(local, "_waiters", None):
-                self._local_locks.pop(key, None)
+        except BaseException:
+            self._release_local(key, local)
+            raise
 
-    def _try_lease(
-        self, c: sqlite3.Connection, key: str, load: bool, claims: Sequence[str] = (), claim_ttl: int = 0
-    ) -> tuple[bool, str | None, bool]:
-        """(lease taken, the conversation if `load`, every claim new) in one transaction."""
+    async def _give_back(self, lease: Lease, records: Sequence[Record] = ()) -> None:
+        key, held = lease.key, lease.held
+        write, purge = held.write, held.write is not None and self._purge_due()
+        everything = (*held.records, *records)
+        try:
+            kept = await self._run(lambda c: self._write_and_drop_lease(c, key, write, everything, lease.claims, lease.claim_ttl, purge))
+        except StoreUnavailable:
+            await self._drop_lease_quietly(key)
+            raise
+        finally:
+            self._release_local(key, self._local_locks.get(key))
+        if not kept:
+            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
+
+    async def _abandon(self, lease: Lease) -> None:
+        try:
+            await self._drop_lease_quietly(lease.key)
+        finally:
+            self._release_local(lease.key, self._local_locks.get(lease.key))
+
+    def _release_local(self, key: str, local: asyncio.Lock | None) -> None:
+        if local is None or not local.locked():
+            return
+        local.release()
+        if not local.locked() and not getattr(local, "_waiters", None):
+            self._local_locks.pop(key, None)
+
+    def _try_lease(self, c: sqlite3.Connection, key: str, load: bool, claims: Sequence[str] = ()) -> tuple[bool, str | None, bool]:
+        """(lease taken, the conversation if `load`, none of the claims taken) in one transaction."""
         now = time.time()
         with _transaction(c):
             cur = c.execute(
@@ -196,7 +220,9 @@ class SQLiteStore(LeasedStore):
             )
             if cur.rowcount != 1 and not self._take_over_from_the_dead(c, key, now):
                 return False, None, True
-            fresh = self._claim_in(c, claims, claim_ttl, now)
+            fresh = not any(
+                c.execute("SELECT 1 FROM claims WHERE key=? AND expires_at>=?", (k, now)).fetchone() for k in claims
+            )
             data = None
             if load:
                 row = c.execute("SELECT data FROM conversations WHERE key=? AND expires_at>=?", (key, now)).fetchone()
@@ -235,10 +261,17 @@ class SQLiteStore(LeasedStore):
         return c.execute("DELETE FROM locks WHERE key=? AND owner=?", (key, self._owner)).rowcount == 1
 
     def _write_and_drop_lease(
-        self, c: sqlite3.Connection, key: str, write: tuple[str, int] | None, records: Sequence[tuple[str, str, str]], purge: bool
+        self,
+        c: sqlite3.Connection,
+        key: str,
+        write: tuple[str, int] | None,
+        records: Sequence[Record],
+        claims: Sequence[str],
+        claim_ttl: int,
+        purge: bool,
     ) -> bool:
         """False (and nothing written) when the lease ran out and another process took it."""
-        if write is None and not records:
+        if write is None and not records and not claims:
             self._drop_lease(c, key)
             return True
         with _transaction(c):
@@ -248,6 +281,7 @@ class SQLiteStore(LeasedStore):
             if kept:
                 for record in records:
                     self._put_record(c, *record)
+                self._claim_in(c, claims, claim_ttl, time.time())
         return kept
 
     # -- claims ------------------------------------------------------------------------------------
@@ -271,6 +305,9 @@ class SQLiteStore(LeasedStore):
     def _put_record(c: sqlite3.Connection, kind: str, key: str, data: str) -> None:
         c.execute("INSERT INTO records(kind, key, data) VALUES (?,?,?) ON CONFLICT(kind, key) DO UPDATE SET data=excluded.data", (kind, key, data))
 
+    async def delete_record(self, kind: str, key: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM records WHERE kind=? AND key=?", (kind, key)))
+
     async def get_record(self, kind: str, key: str) -> str | None:
         def q(c: sqlite3.Connection) -> str | None:
             row = c.execute("SELECT data FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
@@ -283,6 +320,11 @@ class SQLiteStore(LeasedStore):
             return dict(c.execute("SELECT key, data FROM records WHERE kind=?", (kind,)).fetchall())
 
         return await self._run(q)
+
+    def inbox(self, name: str) -> "SQLiteInbox":
+        from bot.store.sqlite_inbox import SQLiteInbox
+
+        return SQLiteInbox(self, name)
 
     async def ping(self) -> bool:
         try:

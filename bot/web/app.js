@@ -142,6 +142,13 @@
       node.appendChild(ol);
     }
     if (reply.after) paragraphs(node, reply.after);
+    if (reply.link) {
+      var a = el("a", "reply-link", reply.link_label || reply.link);
+      a.href = /^https?:\/\//.test(reply.link) ? reply.link : "#";
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      node.appendChild(a);
+    }
     if (reply.ticket) node.appendChild(ticketCard(reply.ticket));
     if (reply.choices && reply.choices.length) {
       var group = el("div", "choices");
@@ -220,11 +227,50 @@
     actions.appendChild(json);
     section.appendChild(actions);
 
+    section.appendChild(ticketView(ticket));
+
+    // The Markdown itself, for those who want to see what "Copy ticket" copies.
+    var raw = el("details", "ticket-raw");
+    raw.appendChild(el("summary", "", "Ticket text (Markdown)"));
     var pre = el("pre", "ticket-body", ticket.body || "");
     pre.tabIndex = 0; // scrollable region must be reachable by keyboard
     pre.setAttribute("aria-label", "Ticket text (Markdown)");
-    section.appendChild(pre);
+    raw.appendChild(pre);
+    section.appendChild(raw);
     return section;
+  }
+
+  // The ticket rendered from its fields (labels from the knowledge pack: ticket.labels), never from HTML.
+  function ticketView(ticket) {
+    var labels = ticket.labels || {};
+    var view = el("div", "ticket-view");
+    if (labels.header) view.appendChild(el("h3", "", labels.header));
+    var none = labels.not_provided || "not provided";
+    var facts = el("dl", "ticket-facts");
+    function fact(key, value) {
+      facts.appendChild(el("dt", "", labels[key] || key));
+      facts.appendChild(el("dd", value ? "" : "missing", value || none));
+    }
+    fact("account", ticket.account);
+    fact("idp", ticket.idp);
+    fact("upns", (ticket.upns || []).join(", "));
+    fact("groups", (ticket.groups || []).join(", "));
+    fact(ticket.topic ? "topic" : "symptom", ticket.symptom_title);
+    if (ticket.cause_title) fact("cause", ticket.cause_title);
+    if (ticket.resolution_tried && ticket.resolution_tried.length) fact("tried", ticket.resolution_tried.join("; "));
+    if (ticket.why) fact("why", ticket.why);
+    view.appendChild(facts);
+    function list(key, items, ordered) {
+      if (!items || !items.length) return;
+      view.appendChild(el("h4", "", labels[key] || key));
+      var node = el(ordered ? "ol" : "ul", "");
+      items.forEach(function (item) { node.appendChild(el("li", "", item)); });
+      view.appendChild(node);
+    }
+    list("steps", (ticket.steps || []).map(function (s) { return s.check + ": " + s.answer; }), true);
+    list("ruled_out", ticket.ruled_out, false);
+    list("attach", ticket.attachments, false);
+    return view;
   }
 
   function announce(text) {
@@ -270,17 +316,19 @@
 
   // ---- talking to the server ---------------------------------------------------------------------
 
-  function request(method, path, body) {
+  function request(method, path, body, headers) {
     var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    Object.keys(headers || {}).forEach(function (name) { init.headers[name] = headers[name]; });
     return fetch(path, init).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (!res.ok) {
           var err = new Error(data.message || ("The server answered " + res.status + "."));
           err.status = res.status;
+          err.code = data.error;
           throw err;
         }
         return data;
@@ -338,6 +386,7 @@
     }, function (err) {
       setBusy(false);
       addError(err.message);
+      if (err.code === "unknown_conversation") saveId(null); // the next message starts a new one
       if (payload.text) input.value = payload.text; // nothing typed is lost
       offered.forEach(function (b) { b.disabled = false; b.classList.remove("picked"); });
       input.focus();
@@ -357,7 +406,7 @@
   function start() {
     setBusy(true);
     var first = conversation
-      ? request("GET", "/api/chat/" + encodeURIComponent(conversation)).then(function (data) {
+      ? request("GET", "/api/chat", undefined, { "X-Conversation": conversation }).then(function (data) {
           setBusy(false);
           document.body.dataset.phase = data.phase || "";
           restore(data.entries || []);

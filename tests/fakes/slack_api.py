@@ -1,7 +1,8 @@
 """A small fake of the Slack Web API for tests: a real aiohttp server on 127.0.0.1 (random port).
 
 It speaks just enough of the Web API for the Slack channel — `auth.test`, `chat.postMessage`,
-`chat.postEphemeral`, `chat.update`, `chat.getPermalink`, `views.open`, `conversations.open` — plus the
+`chat.postEphemeral`, `chat.update`, `chat.getPermalink`, `views.open`, `conversations.open`,
+`conversations.replies` and `conversations.history` (with message metadata) — plus the
 `response_url` endpoints Slack hands out with slash commands and button clicks. Every call is recorded
 (method, decoded JSON/form body, headers) so tests can assert on what the bot sent, and faults can be
 injected per method: a 429 with `Retry-After`, a 5xx, or an `ok: false` error.
@@ -310,8 +311,27 @@ class FakeSlackAPI:
         }
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
+        if isinstance(body.get("metadata"), dict):
+            message["metadata"] = body["metadata"]
         self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _m_conversations_replies(self, body: dict) -> dict:
+        channel, ts = str(body.get("channel")), str(body.get("ts"))
+        found = [m for (ch, mts), m in self.messages.items() if ch == channel and (mts == ts or m.get("thread_ts") == ts)]
+        return {"ok": True, "messages": [self._shown(m, body) for m in found][: int(body.get("limit") or 1000)]}
+
+    def _m_conversations_history(self, body: dict) -> dict:
+        channel = str(body.get("channel"))
+        found = [m for (ch, mts), m in self.messages.items() if ch == channel and m.get("thread_ts") in (None, mts)]
+        found.reverse()  # newest first, as Slack returns them
+        return {"ok": True, "messages": [self._shown(m, body) for m in found][: int(body.get("limit") or 100)]}
+
+    @staticmethod
+    def _shown(message: dict[str, Any], body: dict) -> dict[str, Any]:
+        if str(body.get("include_all_metadata")).lower() in ("1", "true"):
+            return message
+        return {k: v for k, v in message.items() if k != "metadata"}
 
     def _m_chat_postEphemeral(self, body: dict) -> dict:
         return {"ok": True, "message_ts": self._next_ts()}

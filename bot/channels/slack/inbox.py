@@ -1,0 +1,187 @@
+"""The Slack inbox: record, then acknowledge, then process — and recover what a dead process left.
+
+    HTTP / Socket Mode handler   verify → check → put (the store's inbox) → 200 / socket ack
+    this process                 processes the entry at once: bolt runs the listener to its end, the
+                                 turn and its outbox are committed together, the messages are posted,
+                                 `done` removes the entry and the outbox
+    every SWEEP seconds          renews the leases of the entries in progress; takes over entries of
+                                 processes that died (SIGKILL, OOM, a lost pod) and processes them
+
+A request is acknowledged only after `put` has returned: Slack does not deliver an event again once it has
+had a 200 for it, so anything acknowledged must be on disk (SQLite) or in Redis first. When the store
+cannot record it the answer is a 503, and Slack delivers it again later.
+
+Above capacity at most MAX_BACKLOG acknowledged requests wait per process (bot/admission.py): a new one
+waits up to BACKLOG_WAIT for room before its ack, else gets a 503 and Slack delivers it again; Slack's
+last retry is always taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from bot.admission import Gate, Release
+from bot.channels.slack.core import OUTBOX, Job
+from bot.store.base import StoreUnavailable
+from bot.store.inbox import LEASE, Entry, Inbox, InboxFull
+
+if TYPE_CHECKING:
+    from bot.channels.slack.app import SlackBot
+
+log = logging.getLogger("scim_help.slack")
+
+# Requests acknowledged but not yet finished, per process. Above capacity, Slack requests are acknowledged
+# faster than they are answered; unbounded, that backlog grew by thousands of turns (~17 KB each: RSS 200–270
+# MB in the closed-loop benchmark). At the bound a new request waits for room before its ack, so a client
+# that sends back to back is slowed to the answer rate. 1000 is 2–4 s of work for one worker, more than can
+# be answered within 2 s of arrival anyway.
+MAX_BACKLOG = 1000
+# How long a request may wait for room. Slack gives up on an ack after 3 s and retries the event later.
+BACKLOG_WAIT = 2.0
+# Entries waiting in the store, all processes together, beyond which new requests are refused (Slack
+# delivers them again): what a dead process can leave behind stays bounded.
+INBOX_LIMIT = 20_000
+# A request key (event id, signature) is remembered this long: longer than Slack's retries (about five
+# minutes) and its 5-minute signature window.
+SEEN_TTL = 3600
+# How often leases are renewed and dead processes' entries looked for; at most RECLAIM entries taken over
+# per sweep.
+SWEEP = 2.0
+RENEW_EVERY = LEASE / 3
+RECLAIM = 100
+# A processing failure (the store unreachable) is tried again after RETRY_DELAY seconds, doubling.
+RETRY_DELAY = 1.0
+
+Outcome = Literal["recorded", "repeat", "busy", "unavailable"]
+
+
+class SlackInbox:
+    def __init__(self, bot: "SlackBot", inbox: Inbox, gate: Gate) -> None:
+        self.bot = bot
+        self.inbox = inbox
+        self.gate = gate
+        self._live: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._renewed = 0.0
+        self._stopping = False
+
+    # ---- the handler's side ----------------------------------------------------------------------
+
+    async def accept(self, key: str, payload: dict[str, Any], *, last_chance: bool) -> Outcome:
+        """Record the request and start processing it; what to answer the platform."""
+        release = None if last_chance else await self.gate.enter()
+        if release is None and not last_chance:
+            return "busy"
+        entry = None
+        try:
+            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=INBOX_LIMIT)
+        except InboxFull:
+            log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": INBOX_LIMIT})
+            return "busy"
+        except (StoreUnavailable, TimeoutError, OSError) as exc:
+            log.warning("slack request not recorded: store unavailable", extra={"error": type(exc).__name__})
+            return "unavailable"
+        finally:
+            if entry is None and release is not None:
+                release()
+        if entry is None:
+            return "repeat"
+        self._spawn(entry, release)
+        return "recorded"
+
+    # ---- processing ------------------------------------------------------------------------------
+
+    def _spawn(self, entry: Entry, release: Release | None) -> None:
+        job = Job(entry)
+        self._live[entry.id] = job
+        task = asyncio.create_task(self._run(job, release), name=f"slack-entry-{entry.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: Job, release: Release | None) -> None:
+        delay = RETRY_DELAY
+        try:
+            while not await self._attempt(job) and not self._stopping:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                job.entry.attempts += 1
+                job.retry_later = False
+        finally:
+            self._live.pop(job.entry.id, None)
+            if release is not None:
+                release()
+
+    async def _attempt(self, job: Job) -> bool:
+        """True when the entry is finished with (done, or dropped after an error that retrying won't fix)."""
+        try:
+            await self.bot.process(job)
+        except (StoreUnavailable, TimeoutError, OSError) as exc:
+            log.warning("slack entry postponed: store unavailable", extra={"error": type(exc).__name__, "attempt": job.entry.attempts})
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug must not retry forever
+            log.error("slack entry failed", extra={"error": type(exc).__name__, "attempt": job.entry.attempts})
+        if job.retry_later:
+            return False
+        try:
+            await self.inbox.done(job.entry, drop=[(OUTBOX, job.entry.id)] if job.outboxed else [])
+        except (StoreUnavailable, TimeoutError, OSError) as exc:
+            # Processed but still recorded: the next attempt finds the outbox and what Slack already has.
+            log.warning("slack entry not cleared: store unavailable", extra={"error": type(exc).__name__})
+            return False
+        return True
+
+    # ---- leases and recovery ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="slack-inbox-sweep")
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            try:
+                await self.sweep()
+            except (StoreUnavailable, TimeoutError, OSError) as exc:
+                log.debug("slack inbox sweep skipped", extra={"error": type(exc).__name__})
+            except Exception:  # noqa: BLE001 - the sweeper must keep running
+                log.exception("slack inbox sweep failed")
+            await asyncio.sleep(SWEEP)
+
+    async def sweep(self) -> int:
+        """Renew our leases when due; take over entries of dead processes. Returns how many were taken."""
+        now = time.monotonic()
+        due = now - self._renewed >= RENEW_EVERY
+        if due:
+            self._renewed = now
+        await self.inbox.renew([job.entry for job in self._live.values()] if due else [])
+        room = RECLAIM - len(self._live)
+        if room <= 0 or self._stopping:
+            return 0
+        taken = await self.inbox.reclaim(room)
+        if taken:
+            log.info("slack inbox: taking over entries of a stopped process", extra={"entries": len(taken)})
+        for entry in taken:
+            self._spawn(entry, None)
+        return len(taken)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop taking over entries; let the ones in progress finish (up to `timeout`). Whatever is left
+        stays recorded and is taken over by another process or after the restart."""
+        self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.inbox.close()
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._live)
