@@ -117,8 +117,9 @@ def setup_logging(
     root.setLevel(level)
     # Chatty third-party loggers stay at WARNING unless we debug.
     quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
-    # httpx logs every request line (with the conversation id in the URL) at INFO: the Teams SDK uses it.
-    for name in ("slack_bolt", "slack_sdk", "httpx", "httpcore", "microsoft_teams", "msal", "urllib3", "asyncio"):
+    # httpx logs every request line (with the conversation id in the URL) at INFO: the Teams SDK uses it,
+    # and its HTTP client copies the level of its own module's logger onto httpx's when it is built.
+    for name in ("slack_bolt", "slack_sdk", "httpx", "httpcore", "microsoft_teams", "microsoft_teams.common.http.client", "msal", "urllib3", "asyncio"):
         logging.getLogger(name).setLevel(quiet)
     return handler
 

@@ -618,15 +618,16 @@ async def test_beyond_the_waiting_bound_activities_are_refused_for_redelivery_an
 
 
 async def test_ids_with_lone_surrogates_are_answered_without_errors(make_teams, caplog):
-    """Activity ids are JSON strings and may carry "\\ud800"; they become store keys. (Not so a conversation
-    id: botbuilder also sends it back in a header, which must be Latin-1. Teams' ids are ASCII.)"""
+    """Activity ids are JSON strings and may carry "\\ud800"; they become store keys. Answered once, and
+    the redelivery (same id) not at all."""
     import logging
 
     t = await make_teams()
     activity = teams_activity(t.connector.url, text="new hires never show up in Cato", id="1\ud800")
     await t.post(activity)
+    answer = len(t.connector.outgoing())
+    assert answer >= 1  # the turn's cards are sent before the request is answered
     await t.post(activity)  # a redelivery: dropped by its id
-    await t.connector.wait_for(lambda calls: any(c.kind in ("send", "reply") for c in calls))
-    await asyncio.sleep(0.2)
-    assert len([c for c in t.connector.outgoing() if c.kind in ("send", "reply")]) >= 1
+    await t.say(text="help")  # a later message is answered, and nothing came in between
+    assert len(t.connector.outgoing()) == answer + 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

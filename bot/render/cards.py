@@ -247,11 +247,12 @@ def _ticket_facts(ticket: Ticket, *, markdown: bool = True) -> list[dict[str, st
 
 def _ticket_section(title: str, items: list[str], numbered: bool = False) -> Block:
     """A heading and a list, as the ticket's Markdown has them, but rendered."""
-    lines = [f"{i}. {item}" if numbered else f"- {item}" for i, item in enumerate(items, 1)]
+    # Steps and findings carry what the admin typed: each item as text, never links or mentions; the list
+    # markers stay markup, so the card shows a list (escaped, they ran into one line).
+    lines = [f"{i}. {user_text(item)}" if numbered else f"- {user_text(item)}" for i, item in enumerate(items, 1)]
     return [
         _text_block(title, weight="Bolder", spacing="Medium"),
-        # Steps and findings carry what the admin typed: as text, never as links or mentions.
-        _text_block("\n".join(user_text(line) for line in lines), spacing="Small"),
+        _text_block("\n".join(lines), spacing="Small"),
     ]
 
 

@@ -28,8 +28,10 @@ async function shot(name) {
   if (shots) await page.screenshot({ path: path.join(shots, `${String(++n).padStart(2, '0')}-${name}.png`) });
 }
 
-// The cards in the open conversation, newest last (Adaptive Cards render into .ac-adaptiveCard).
+// The cards in the open conversation, newest last (Adaptive Cards render into .ac-adaptiveCard), and the
+// choices on one: ActionSet buttons and selectable rows.
 const cards = () => page.locator('.ac-adaptiveCard');
+const choices = (card) => card.locator('.ac-actionSet button, .ac-selectable');
 
 async function waitForCard(text, { after = 0 } = {}) {
   const deadline = Date.now() + STEP_TIMEOUT;
@@ -54,7 +56,12 @@ async function say(text) {
 
 // A choice is a button (short labels) or a full-width row starting with ▸ (long ones): click it either way.
 async function choose(card, label) {
-  await card.getByText(new RegExp(`^(▸ )?${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)).first().click();
+  const wanted = label.toLowerCase();
+  const all = choices(card);
+  for (let i = 0; i < await all.count(); i++) {
+    if ((await all.nth(i).innerText()).replace(/^▸\s*/, '').trim().toLowerCase() === wanted) return all.nth(i).click();
+  }
+  throw new Error(`no choice ${JSON.stringify(label)} on the card`);
 }
 
 async function openChat(name) {
@@ -92,54 +99,80 @@ await step('bot hears from the escalation channel', async () => {
   await waitForCard('I help you troubleshoot SCIM provisioning');
 });
 
-let before = 0;
+// The engine's wording changes; the test follows the conversation by its shape: a card with choices
+// after the report, a click that brings the next question and marks the card answered, then the fields of
+// the hand-off (the account typed, the rest skipped or picked) until the ticket is out.
+
+async function newCardWithChoices(after) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  while (Date.now() < deadline) {
+    const count = await cards().count();
+    for (let i = count - 1; i >= after; i--) {
+      if (await choices(cards().nth(i)).count()) return { index: i, text: await cards().nth(i).innerText(), count };
+    }
+    await page.waitForTimeout(200);
+  }
+  throw new Error('no new card with choices appeared');
+}
+
 await step('typed report', async () => {
-  before = await cards().count();
-  // No users at all: the first check is on the IdP's side, so the bot asks which IdP before it.
-  await say('we set up SCIM to Cato but not a single user has been provisioned');
-  const card = await waitForCard('Which identity provider', { after: before });
+  const before = await cards().count();
+  await say('new hires never show up in Cato');
+  const card = await newCardWithChoices(before);
   return { card: card.text.split('\n')[0] };
 });
 
 await step('card click moves the conversation on', async () => {
   const count = await cards().count();
-  const card = cards().nth(count - 1);
-  await choose(card, 'Okta');
-  const next = await waitForCard('Okta', { after: count });  // the next check, in Okta's words
+  const card = await newCardWithChoices(count - 1);
+  const choice = choices(cards().nth(card.index)).first();
+  const label = (await choice.innerText()).replace(/^▸\s*/, '').trim();
+  await choice.click();
+  const next = await newCardWithChoices(count);
   // The clicked card now shows the answer instead of its buttons.
   const deadline = Date.now() + STEP_TIMEOUT;
   let answered = '';
   while (Date.now() < deadline) {
-    answered = await cards().nth(count - 1).innerText();
-    if (answered.includes('✅')) break;
+    answered = await cards().nth(card.index).innerText();
+    if (answered.includes(`✅ ${label}`)) break;
     await page.waitForTimeout(200);
   }
-  if (!answered.includes('✅ Okta')) throw new Error(`the clicked card was not updated: ${answered}`);
-  return { next: next.text.split('\n')[0] };
+  if (!answered.includes(`✅ ${label}`)) throw new Error(`the clicked card was not updated: ${answered}`);
+  if (await choices(cards().nth(card.index)).count()) throw new Error('the clicked card still has its buttons');
+  return { clicked: label, next: next.text.split('\n')[0] };
 });
 
 await step('hand-off card', async () => {
   let count = await cards().count();
   await say('talk to a human');
-  await waitForCard('account', { after: count });
-  count = await cards().count();
-  await say(ACCOUNT);  // a markdown link typed as the account name: it must stay text everywhere
-  await waitForCard('Which users are affected', { after: count });
-  for (const question of ['Which users are affected', 'Which IdP groups']) {
+  let typedAccount = false;
+  for (let turn = 0; turn < 10; turn++) {
+    const card = await waitForCard('', { after: count });  // the newest card of the bot's answer
+    await page.waitForTimeout(700);  // the rest of that answer
     count = await cards().count();
-    const card = await waitForCard(question, { after: count - 1 });
-    await choose(cards().nth(card.index), 'Skip');
-    if (question === 'Which users are affected') await waitForCard('Which IdP groups', { after: count });
+    const last = cards().nth(count - 1);
+    const text = await last.innerText();
+    const all = await Promise.all([...Array(count - card.index).keys()].map((k) => cards().nth(card.index + k).innerText()));
+    if (all.some((t) => t.includes("posted this ticket to the support team's channel"))) break;
+    if (!typedAccount && /account/i.test(text)) {
+      typedAccount = true;
+      await say(ACCOUNT);  // a markdown link typed as the account name: it must stay text everywhere
+    } else if (await choices(last).filter({ hasText: /^\s*Skip\s*$/ }).count()) {
+      await choose(last, 'Skip');
+    } else if (await choices(last).count()) {
+      await choices(last).first().click();
+    } else {
+      throw new Error(`the hand-off stalled at: ${text}`);
+    }
   }
-  const ticket = await waitForCard('Ticket text', { after: count });
-  await waitForCard("I've also posted this ticket to the support team's channel", { after: count });
+  const ticket = await waitForCard("posted this ticket to the support team's channel");
   await openChat('General');
   const posted = await waitForCard('SCIM provisioning escalation');
-  // The account is normalised (name and number), and the link typed into it stays text.
   if (!posted.text.includes('[Click to re-verify]')) throw new Error(`the hand-off card lacks the account as typed: ${posted.text}`);
+  if (shots) await cards().nth(posted.index).screenshot({ path: path.join(shots, 'hand-off-card.png') });
   const injected = await page.locator('.ac-adaptiveCard a[href*="evil.example"]').count();
   if (injected) throw new Error(`${injected} link(s) to evil.example rendered`);
-  return { ticket: ticket.text.includes('[Click to re-verify]'), injected };
+  return { ticket: ticket.index >= 0, injected };
 });
 
 await context.close();
