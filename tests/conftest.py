@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from bot.store.base import Store
 from knowledge.loader import load_pack
 
 REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -45,6 +46,7 @@ def redis_url() -> str:
 async def store(request, tmp_path: Path):
     """Every backend, each test run once per backend (the store contract)."""
     kind = request.param
+    s: Store
     if kind == "memory":
         from bot.store.memory import MemoryStore
 

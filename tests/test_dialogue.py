@@ -67,7 +67,7 @@ class Chat:
             if s.pending.kind == "idp":
                 await self.click("idp:entra")
                 continue
-            check = BUNDLE.checks[s.pending.id]
+            check = BUNDLE.checks[s.pending.id or ""]
             unsure = next(a for a in check.answers if a.kind == "unsure")
             await self.click(f"{check.id}:{unsure.id}")
         raise AssertionError(f"never asked {check_id}")
@@ -86,7 +86,7 @@ async def walk_to_resolution(chat: Chat, idp: str) -> Turn:
         if s.pending.kind == "idp":
             await chat.click(f"idp:{idp}")
             continue
-        check = BUNDLE.checks[s.pending.id]
+        check = BUNDLE.checks[s.pending.id or ""]
         await chat.click(f"{check.id}:{truthful_answer(check, 'insufficient-licenses').id}")
     raise AssertionError("no resolution")
 

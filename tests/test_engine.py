@@ -74,7 +74,7 @@ async def walk_to_cause(chat: Chat, truth: str, idp: str = "entra", limit: int =
             return turn
         assert state.pending is not None
         assert state.pending.kind == "check", state.pending
-        check = BUNDLE.checks[state.pending.id]
+        check = BUNDLE.checks[state.pending.id or ""]
         assert turn.probing == check.tests
         answer = truthful_answer(check, truth)
         assert f"{check.id}:{answer.id}" in chat.choices()
@@ -146,7 +146,7 @@ async def test_nothing_fixes_it_ends_in_a_complete_ticket(engine, symptom):
             if state.pending.kind == "idp":
                 await chat.click("idp:okta")
                 continue
-            check = BUNDLE.checks[state.pending.id]
+            check = BUNDLE.checks[state.pending.id or ""]
             unsure = next(a for a in check.answers if a.kind == "unsure")
             await chat.click(f"{check.id}:{unsure.id}")
         elif chat.last.phase == "resolving":
@@ -335,7 +335,7 @@ async def test_a_pasted_error_of_another_symptom_switches_to_it_and_keeps_the_ch
         elif asked == "check":
             break
         else:
-            check = BUNDLE.checks[state.pending.id]
+            check = BUNDLE.checks[state.pending.id or ""]
             await chat.click(f"{check.id}:{next(a.id for a in check.answers if a.kind == 'unsure')}")
     first = chat.turns[-1]
     assert first.symptom == "additional-users-missing" and first.phase == "checking"
@@ -521,7 +521,7 @@ async def test_restart_mid_conversation_resumes(tmp_path):
     assert state.pending.kind == "check" and state.phase == "checking"
     assert state.pending.id == before.pending.id and state.findings == before.findings
     chat2 = Chat(engine2, cid=chat.cid)
-    check = BUNDLE.checks[state.pending.id]
+    check = BUNDLE.checks[state.pending.id or ""]
     turn = await chat2.click(f"{check.id}:{truthful_answer(check, 'insufficient-licenses').id}")
     assert turn.phase in ("checking", "resolving")
     assert len((await engine2.state(chat.cid)).findings) == len(before.findings) + 1

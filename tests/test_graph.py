@@ -4,13 +4,13 @@ falls back to asking with one honest line, within the turn's budget, without lea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UPN = "p.huang@contoso.com"
 
 
-def graph_env(fake: FakeGraph, **over: str) -> dict[str, str]:
+def graph_env(fake: FakeGraph, **over: str) -> dict[str, Any]:
     env = {
         "SCIM_HELP_GRAPH_TENANT_ID": TENANT_ID,
         "SCIM_HELP_GRAPH_CLIENT_ID": CLIENT_ID,
@@ -338,7 +338,7 @@ def test_non_default_authority_turns_instance_discovery_off(monkeypatch):
 
     from bot.graph.token import TokenSource
 
-    seen = {}
+    seen: dict[str, Any] = {}
 
     class Capture:
         def __init__(self, client_id, **kw):

@@ -507,7 +507,6 @@ TOY = DATA / "toy-pack"
 
 
 async def test_engine_walks_a_different_pack_without_code_changes():
-    from bot.classify import Classifier
     from bot.engine import Engine
     from bot.events import Incoming
     from bot.store.memory import MemoryStore

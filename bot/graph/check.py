@@ -12,7 +12,8 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any, Awaitable, Callable, TextIO
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
 
 from bot.graph.client import CALLS, GraphClient
 from bot.graph.errors import GraphError
@@ -208,7 +209,7 @@ def _by_roles(call: str, roles: set[str] | None) -> str:
 
 
 def _why(exc: GraphError) -> str:
-    parts = [exc.kind]
+    parts: list[str] = [exc.kind]
     if exc.status:
         parts.append(f"HTTP {exc.status}")
     if exc.detail:

@@ -165,7 +165,7 @@ class GraphClient:
                         return body
                     code = await _error_code(resp)
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _trace(call, None, started, "timeout")
                 raise GraphError("timeout", call, "Microsoft Graph did not answer in time") from None
             except aiohttp.ClientSSLError as exc:

@@ -3,7 +3,7 @@ flows (symptoms and topics), the error catalogue and the escalation."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, PlainSerializer, Tag, model_validator
 
@@ -29,12 +29,15 @@ class Step(Strict):
     __worded__ = ("text", "path")
 
 
-WordedSteps = Annotated[
-    Union[Annotated[list[Step], Tag("neutral")], Annotated[dict[Id, list[Step]], Tag("per-idp")]],
-    Discriminator(worded_kind),
-    AfterValidator(to_list),
-    PlainSerializer(dump),
-]
+if TYPE_CHECKING:
+    WordedSteps = list[Step]  # an `IdPList` when written per IdP
+else:
+    WordedSteps = Annotated[
+        Annotated[list[Step], Tag("neutral")] | Annotated[dict[Id, list[Step]], Tag("per-idp")],
+        Discriminator(worded_kind),
+        AfterValidator(to_list),
+        PlainSerializer(dump),
+    ]
 
 
 class Answer(Strict):
@@ -197,6 +200,7 @@ class Flow(Strict):
     """A symptom of the playbook or a topic beyond it: what the admin reports, the checks that tell its
     causes apart, and the causes with their prior weights."""
 
+    kind: ClassVar[str] = "flow"  # "symptom" or "topic" in the subclasses
     id: Id
     title: Worded
     # For a topic: the short explanation an admin gets first.

@@ -264,7 +264,7 @@ def iter_texts(bundle: Bundle, idp: str | None) -> Iterator[tuple[str, str]]:
     for fld in esc.fields:
         yield f"escalation.fields.{fld.id}.label", w(fld.label, idp)
         yield f"escalation.fields.{fld.id}.ask", w(fld.ask, idp)
-    for i, a in enumerate(bundle.attachments(idp)):
-        yield f"escalation.attachments[{i}]", a
+    for i, shot in enumerate(bundle.attachments(idp)):
+        yield f"escalation.attachments[{i}]", shot
     for mid, value in bundle.messages.messages.items():
         yield f"message {mid}", w(value, idp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Discriminator, PlainSerializer, Tag, ValidationInfo
 
@@ -87,16 +87,22 @@ def worded_kind(value: Any) -> str:
 def _worded(inner: Any) -> Any:
     """`inner`, or a mapping IdP id -> `inner`. Loc parts "neutral"/"per-idp" are dropped by the loader."""
     return Annotated[
-        Union[Annotated[inner, Tag("neutral")], Annotated[dict[Id, inner], Tag("per-idp")]],
+        Annotated[inner, Tag("neutral")] | Annotated[dict[Id, inner], Tag("per-idp")],
         Discriminator(worded_kind),
     ]
 
 
-# A user-visible text: one IdP-neutral string, or a mapping with every IdP of the pack as key.
-Worded = Annotated[_worded(Text), AfterValidator(to_text), PlainSerializer(dump)]
-WordedPath = Annotated[_worded(Path), AfterValidator(to_text), PlainSerializer(dump)]
-# A list shown to the admin: one neutral list (whose items may themselves be Worded), or one list per IdP.
-WordedTexts = Annotated[_worded(list[Text]), AfterValidator(to_list), PlainSerializer(dump)]
+if TYPE_CHECKING:
+    # What code reads: a per-IdP text is an `IdPText` (a str), a per-IdP list an `IdPList` (a list).
+    Worded = str
+    WordedPath = str
+    WordedTexts = list[str]
+else:
+    # A user-visible text: one IdP-neutral string, or a mapping with every IdP of the pack as key.
+    Worded = Annotated[_worded(Text), AfterValidator(to_text), PlainSerializer(dump)]
+    WordedPath = Annotated[_worded(Path), AfterValidator(to_text), PlainSerializer(dump)]
+    # A list shown to the admin: one neutral list (whose items may themselves be Worded), or one list per IdP.
+    WordedTexts = Annotated[_worded(list[Text]), AfterValidator(to_list), PlainSerializer(dump)]
 TAG_PARTS = frozenset({"neutral", "per-idp"})
 
 

@@ -43,7 +43,7 @@ class _Wording:
             own = None if obj.idp == "any" else [obj.idp]
         if own is not None and not isinstance(obj, Pack):
             audience = frozenset(own) & self.all or audience
-        worded = type(obj).__worded__
+        worded: tuple[str, ...] = getattr(type(obj), "__worded__", ())
         for name in worded:
             self.value(getattr(obj, name), loc + (name,), audience)
         for name in type(obj).model_fields:
@@ -77,7 +77,7 @@ class _Wording:
                     for i, item in enumerate(v):
                         self.item(item, loc + (k, i), frozenset({k}))
                 else:
-                    self.text(v, loc + (k,), frozenset({k}))
+                    self.text(str(v), loc + (k,), frozenset({k}))
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 self.item(item, loc + (i,), audience)
