@@ -9,6 +9,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
+# Every test here starts `scim-help` as a subprocess (a few seconds each).
+pytestmark = pytest.mark.slow
+
 REPLY_KEYS = {"replies", "phase", "symptom", "probing", "cause", "asking", "ticket"}
 PHASES = {"triage", "clarifying", "checking", "resolving", "escalating", "closed", "off-topic"}
 TICKET_KEYS = {"account", "idp", "upns", "groups", "symptom", "cause", "steps", "body"}
