@@ -129,7 +129,7 @@ async def play_case(engine: Engine, case: dict, latencies: list[float], foreign:
         if pending and pending.kind == "idp":
             await send(choice=f"idp:{case.get('idp') or kb.generic_idp}")
             continue
-        if pending and pending.kind == "check":
+        if pending and pending.kind == "check" and pending.id:
             check = kb.checks[pending.id]
             await send(choice=f"{check.id}:{truthful_answer(check, cause).id}")
             continue

@@ -210,23 +210,22 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
 # ---- driver ---------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (2 s per rate, no baseline): a smoke test, not numbers to publish")
     ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "sqlite=2,redis=2"), help="server processes for the HTTP bench: N or per store (default 2 each: one per core, as docker-compose runs Redis)")
     ap.add_argument("--skip", default="", help="comma-separated: classify, engine, http")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write every number as JSON")
-    args = ap.parse_args(argv)
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    started = time.time()
-    facts = machine()
-    report: dict[str, Any] = {"machine": facts}
-    lines = [
+    return ap.parse_args(argv)
+
+
+def _header(facts: dict[str, Any], argv: list[str] | None) -> list[str]:
+    return [
         "# Benchmark results",
         "",
         f"Written by `{' '.join(['python -m bench.run_all', *map(shlex.quote, argv if argv is not None else sys.argv[1:])])}` "
-        f"on {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} (`./dev bench`). Do not edit by hand: "
+        f"on {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} (`./dev bench`). Do not edit by hand: "
         "bench/NOTES.md (included at the end) holds the profiling notes and before/after numbers.",
         "",
         "## Machine",
@@ -238,50 +237,68 @@ def main(argv: list[str] | None = None) -> int:
         "- Everything (server, its store, the platform fakes, the load generator) shares these CPUs.",
         "",
     ]
-    targets: list[tuple[str, bool, str]] = []
 
-    if "classify" not in skip:
-        print("== classification ==", flush=True)
-        from bench import classify_eval
 
-        res = classify_eval.evaluate(embeddings=not args.quick)
-        report["classify"] = res
-        classify_eval.print_report(res)
-        sec, t = classify_eval.markdown(res)
-        lines += sec
-        targets += t
+Section = tuple[list[str], list[tuple[str, bool, str]]]
 
-    if "engine" not in skip:
-        print("== engine ==", flush=True)
-        from bench import engine_bench
 
-        res = asyncio.run(engine_bench.evaluate(rounds=1 if args.quick else 3))
-        report["engine"] = res
-        engine_bench.print_report(res)
-        sec, t = section_engine(res)
-        lines += sec
-        targets += t
+def _classify(args: argparse.Namespace, report: dict[str, Any]) -> Section:
+    print("== classification ==", flush=True)
+    from bench import classify_eval
 
-    if "http" not in skip:
-        print("== HTTP ==", flush=True)
-        from bench import http_load
+    res = classify_eval.evaluate(embeddings=not args.quick)
+    report["classify"] = res
+    classify_eval.print_report(res)
+    return classify_eval.markdown(res)
 
-        hargs = ["--workers", str(args.workers)]
-        if args.quick:
-            hargs += ["--duration", "2", "--closed-duration", "2"]
-        res = asyncio.run(http_load.evaluate_async(http_load.parse_args(hargs)))
-        report["http"] = res
-        sec, t = section_http(res)
-        lines += sec
-        targets += t
 
+def _engine(args: argparse.Namespace, report: dict[str, Any]) -> Section:
+    print("== engine ==", flush=True)
+    from bench import engine_bench
+
+    res = asyncio.run(engine_bench.evaluate(rounds=1 if args.quick else 3))
+    report["engine"] = res
+    engine_bench.print_report(res)
+    return section_engine(res)
+
+
+def _http(args: argparse.Namespace, report: dict[str, Any]) -> Section:
+    print("== HTTP ==", flush=True)
+    from bench import http_load
+
+    hargs = ["--workers", str(args.workers)]
+    if args.quick:
+        hargs += ["--duration", "2", "--closed-duration", "2"]
+    res = asyncio.run(http_load.evaluate_async(http_load.parse_args(hargs)))
+    report["http"] = res
+    return section_http(res)
+
+
+def _with_targets(lines: list[str], targets: list[tuple[str, bool, str]]) -> list[str]:
+    """The targets table right after the machine facts, so the first screen says what matters."""
     summary = ["## Targets", "", "| target | result | measured |", "|---|---|---|"]
     summary += [f"| {name} | {_mark(ok)} | {measured} |" for name, ok, measured in targets]
     summary.append("")
-    # Targets right after the machine facts, so the first screen says what matters.
     at = lines.index("## Machine")
-    at = next(i for i in range(at + 1, len(lines)) if lines[i].startswith("## ")) if any(l.startswith("## ") for l in lines[at + 1 :]) else len(lines)
-    lines[at:at] = summary
+    later = [i for i in range(at + 1, len(lines)) if lines[i].startswith("## ")]
+    at = later[0] if later else len(lines)
+    return lines[:at] + summary + lines[at:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    started = time.time()
+    facts = machine()
+    report: dict[str, Any] = {"machine": facts}
+    lines = _header(facts, argv)
+    targets: list[tuple[str, bool, str]] = []
+    for name, run in (("classify", _classify), ("engine", _engine), ("http", _http)):
+        if name not in skip:
+            sec, t = run(args, report)
+            lines += sec
+            targets += t
+    lines = _with_targets(lines, targets)
     lines.append(f"Total benchmark time: {time.time() - started:.0f} s.")
     lines.append("")
     if NOTES.exists():

@@ -9,9 +9,7 @@ from __future__ import annotations
 import itertools
 import sys
 
-import numpy as np
-
-from bench.classify_eval import Pred, decide_pred, score_reports
+from bench.classify_eval import decide_pred, score_reports
 from bot.classify import Classifier
 from bot.redact import scrub_secrets
 from bot.text import message_forms
@@ -63,7 +61,7 @@ def main() -> int:
                 caus = [dict(zip(map(str, cau.classes_), map(float, p))) for p in PC]
                 for t_off, t_sym, t_cause in itertools.product([0.3, 0.4, 0.5, 0.6, 0.7], [0.0, 0.3, 0.45], [0.3, 0.4, 0.5, 0.6]):
                     t = {**DEFAULT_THRESHOLDS, "off": t_off, "symptom": t_sym, "topic": t_sym, "cause": t_cause}
-                    preds = [decide_pred(l, c, cl, symptoms, topics, t) for l, c, cl in zip(labs, caus, dc)]
+                    preds = [decide_pred(lab, c, cl, symptoms, topics, t) for lab, c, cl in zip(labs, caus, dc)]
                     m = score_reports(dev, preds, syms, set(topics))
                     results.append(((cmin, cmax), dense, scale, C, cw, t_off, t_sym, t_cause, m))
                 print(f"  chars {cmin}-{cmax} dense={dense}/{scale} C={C} cw={cw}: done", file=sys.stderr)

@@ -1,12 +1,13 @@
-"""`scim-help` command line. Each subcommand lives in its own small function; heavy imports are deferred so
-`scim-help kb check` does not pay for slack-bolt and botbuilder."""
+"""`scim-help` command line. Each subcommand lives in its own small function; heavy imports are deferred
+into them, so `scim-help kb check` does not pay for the Slack and Teams SDKs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _load_bundle(path: str | None):
@@ -121,19 +122,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for lineno, line in enumerate(sys.stdin, 1):
         if not line.strip():
             continue
+        out: dict[str, Any]
         try:
-            item = json.loads(line)
-            text = item["text"] if isinstance(item, dict) else None
-            if not isinstance(text, str):
-                raise ValueError('expected an object with a string "text"')
-        except (ValueError, KeyError) as exc:
+            out = reader.classify(_classify_input(line))
+        except ValueError as exc:
             print(f"line {lineno}: {exc}", file=sys.stderr)
             out = {"symptom": None, "cause": None, "confidence": 0.0, "candidates": [], "in_domain": False, "topic": None, "error": str(exc)}
-        else:
-            out = reader.classify(text)
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
+
+
+CLASSIFY_INPUT = 'expected {"text": "..."}'
+
+
+def _classify_input(line: str) -> str:
+    """The text of one `classify` input line; ValueError saying what is expected when it has none."""
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc.args[0] if exc.args else exc}): {CLASSIFY_INPUT}") from None
+    text = item.get("text") if isinstance(item, dict) else None
+    if not isinstance(text, str):
+        raise ValueError(CLASSIFY_INPUT)
+    return text
 
 
 # ---- conversation ------------------------------------------------------------------------------------
@@ -175,8 +187,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return run_stats(args)
 
 
+DESCRIPTION = (
+    "scim-help walks IT admins through troubleshooting SCIM provisioning into the Cato Management Application: "
+    "talk to it here (chat), serve it to Slack, Teams and the web chat (serve), or check its knowledge pack (kb)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scim-help", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="scim-help", description=DESCRIPTION)
     parser.add_argument("--knowledge", help="knowledge pack manifest (default: SCIM_HELP_KNOWLEDGE or the shipped pack)")
     sub = parser.add_subparsers(dest="command", required=True)
 

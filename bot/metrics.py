@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import AsyncIterator, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -117,7 +117,7 @@ class Metrics:
             if kind == "store_unavailable":
                 self.store_up.set(0)
             try:
-                error._scim_help_counted = True  # type: ignore[union-attr]  # the HTTP layer must not count it again
+                error._scim_help_counted = True  # type: ignore[attr-defined]  # the HTTP layer must not count it again
             except (AttributeError, TypeError):
                 pass
             return

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bot.continuity import lost_turn, needs_conversation
 from bot.engine import Engine
-from bot.graph.looker import Looker
 from bot.events import Incoming, Turn
+from bot.graph.looker import Looker
 from bot.redact import shield
 from bot.settings import Settings, load_settings
 from bot.store import Store, open_store
@@ -47,7 +47,7 @@ class Runtime:
     _admission: asyncio.Semaphore | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings | None = None, store: Store | None = None) -> "Runtime":
+    def create(cls, settings: Settings | None = None, store: Store | None = None) -> Runtime:
         settings = settings or load_settings()
         bundle = load_pack(settings.knowledge)
         reader = Reader(bundle)

@@ -65,7 +65,7 @@ class Pending(BaseModel):
     # "confirm": the option ids the last reply might have meant ("Do you mean: …?"), and the prompt they
     # belong to (kind "check" with its id, or "fixed").
     maybe: list[str] = Field(default_factory=list)
-    of: "Pending | None" = None
+    of: Pending | None = None
 
     @field_validator("then", mode="before")
     @classmethod

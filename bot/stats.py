@@ -12,8 +12,9 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 NONE = "(none)"
 
@@ -90,7 +91,9 @@ class Report:
 
 
 def aggregate(raw_records: Iterable[str]) -> Report:
-    total, by_symptom, by_cause = Row(), {}, {}
+    total = Row()
+    by_symptom: dict[str, Row] = {}
+    by_cause: dict[str, Row] = {}
     skipped = 0
     for raw in raw_records:
         try:

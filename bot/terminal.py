@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import shutil
 import sys
+import textwrap
 import threading
 import uuid
+from collections.abc import Collection
 from typing import Any, TextIO
 
-from bot.events import Incoming, Turn
+from bot.events import Incoming, Reply, Turn
 from bot.render.text import render_plain
 from bot.runtime import Runtime
 from bot.settings import SettingsError, load_settings
@@ -128,16 +132,73 @@ def run_replay(args: argparse.Namespace) -> int:
 # ---- chat ---------------------------------------------------------------------------------------
 
 
-def _show(turn: Turn, out: TextIO, ansi: bool) -> list[str]:
-    """Print the replies; return the choice ids in the order they were numbered."""
+def _show(turn: Turn, out: TextIO, ansi: bool, width: int | None = None) -> list[str]:
+    """Print the replies, wrapped to `width` columns when given; return the choice ids in the order they
+    were numbered."""
     numbered: list[str] = []
     for reply in turn.replies:
-        out.write("\n" + render_plain(reply, ansi=ansi) + "\n")
+        keep = set(reply.ticket.body.splitlines()) if reply.ticket is not None else set()
+        text = wrap(render_plain(_untitled(reply)), width, keep=keep)
+        out.write("\n" + (_bold(text) if ansi else text) + "\n")
         for choice in reply.choices:
             numbered.append(choice.id)
-            out.write(f"  [{len(numbered)}] {choice.label}\n")
+            out.write(wrap(f"  [{len(numbered)}] {choice.label}", width) + "\n")
     out.flush()
     return numbered
+
+
+def _untitled(reply: Reply) -> Reply:
+    """The reply without its title when its text already opens with it, or with a bold label and then it
+    ("Did that fix it?" then "Did that fix it? (It can take…)"; a cause's title then "**Cause found:** "
+    and the title again): said once, not twice."""
+    if reply.title:
+        text = _LABEL.sub("", reply.text, count=1)
+        if _words(text).startswith(_words(reply.title)):
+            return reply.model_copy(update={"title": None})
+    return reply
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("**", "").split()).casefold()
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+_LABEL = re.compile(r"^\s*\*\*[^*\n]{1,40}:\*\*\s*")  # "**Cause found:** "
+# What a wrapped line's continuation lines are indented under: a list number, a choice number, a bullet.
+_LEAD = re.compile(r"\s*(?:(?:\d+\.|\[\d+\]|[-*•])\s+)?")
+
+
+def _bold(text: str) -> str:
+    return _BOLD.sub("\x1b[1m\\1\x1b[0m", text)
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """Columns to wrap to: the window's, read at every turn (it may have been resized); None when `out` is
+    not a terminal (a pipe keeps each reply's lines whole for the program reading it)."""
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    # One column spare: a line exactly as wide as the window makes some terminals add a blank line.
+    return max(20, shutil.get_terminal_size().columns - 1)
+
+
+def wrap(text: str, width: int | None, keep: Collection[str] = ()) -> str:
+    """Each line of `text` wrapped at word boundaries to `width` columns, continuation lines indented under
+    its list or choice number; a word longer than the line (a URL) is never cut, and lines in `keep` (a
+    ticket's body, pasted elsewhere as it is) are left whole."""
+    if not width:
+        return text
+    out: list[str] = []
+    for line in text.split("\n"):
+        if len(line) <= width or line in keep:
+            out.append(line)
+            continue
+        lead = _LEAD.match(line)
+        indent = " " * (lead.end() if lead else 0)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [""]
+    return "\n".join(out)
 
 
 # Lines that arrive within this pause of each other are one message: a multi-line paste (a log excerpt)
@@ -186,7 +247,7 @@ class Lines:
             while True:
                 try:
                     nxt = await asyncio.wait_for(self.queue.get(), PASTE_PAUSE)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if nxt is None:
                     self.queue.put_nowait(None)
@@ -198,20 +259,22 @@ class Lines:
 
 async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, interactive: bool) -> None:
     ansi = interactive and stdout.isatty()
-    stdout.write(
+    width = terminal_width(stdout) if interactive else None
+    header = (
         "scim-help — SCIM provisioning troubleshooting for the Cato Management Application.\n"
         "Describe the problem, answer with a number to pick a choice, or type freely. Ctrl-D to quit.\n"
-        f"(conversation {conversation}; resume later with --conversation {conversation})\n"
+        f"(conversation {conversation}; resume later with --conversation {conversation})"
     )
+    stdout.write(wrap(header, width) + "\n")
     if ansi:
         stdout.write(BRACKETED_PASTE_ON)
     state = await rt.engine.state(conversation)
     numbered: list[str] = []
     if state is None:
         # A new conversation opens with the greeting and the symptom picker, so "1" works at once.
-        numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="")), stdout, ansi)
+        numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="")), stdout, ansi, width)
     elif state.pending is not None:
-        numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="help")), stdout, ansi)
+        numbered = _show(await rt.handle(Incoming(channel="terminal", conversation_id=conversation, text="help")), stdout, ansi, width)
     lines = Lines(stdin, interactive)
     lines.start()
     try:
@@ -232,7 +295,8 @@ async def _chat(rt: Runtime, conversation: str, stdin: TextIO, stdout: TextIO, i
                 msg = Incoming(channel="terminal", conversation_id=conversation, choice=numbered[int(line) - 1])
             elif not interactive:
                 stdout.write(f"\nyou> {line}\n")
-            numbered = _show(await rt.handle(msg), stdout, ansi)
+            width = terminal_width(stdout) if interactive else None
+            numbered = _show(await rt.handle(msg), stdout, ansi, width)
     finally:
         if ansi:
             stdout.write(BRACKETED_PASTE_OFF)

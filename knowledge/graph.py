@@ -42,7 +42,7 @@ def mermaid(bundle: Bundle) -> str:
             if ans.confirms:
                 out.append(f'    C_{_id(check.id)} -- "{_label(w(ans.label))}" --> K_{_id(ans.confirms)}')
     for err in p.errors:
-        target = f"K_{_id(err.cause)}" if err.topic is None else f"T_{_id(err.topic)}"
+        target = f"T_{_id(err.topic)}" if err.topic is not None else f"K_{_id(str(err.cause))}"  # exactly one is set
         out.append(f'    E_{_id(err.id)}>"{_label(err.match[0][:60])}"] -.-> {target}')
     for cause in p.causes:
         out.append(f"    K_{_id(cause.id)} --> R_{_id(cause.id)}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -155,9 +156,9 @@ def probe_problems(spec: ProbeFile, bundle: Bundle) -> list[Problem]:
                 if fact not in FACTS:
                     problems.append((at + ("when", fact), f"unknown fact '{fact}'"))
                     continue
-                read, allowed = FACTS[fact]
+                needs, allowed = FACTS[fact]
                 if not _fact_in(fact, probe.reads):
-                    problems.append((at + ("when", fact), f"fact '{fact}' needs the '{read}' read, which this probe does not declare"))
+                    problems.append((at + ("when", fact), f"fact '{fact}' needs the '{needs}' read, which this probe does not declare"))
                 if allowed == ANY:
                     problems.append((at + ("when", fact), f"fact '{fact}' is free text: use it in `says`, not in `when`"))
                     continue
@@ -182,7 +183,7 @@ def probe_problems(spec: ProbeFile, bundle: Bundle) -> list[Problem]:
     return problems
 
 
-def _fact_in(fact: str, reads: list[str]) -> bool:
+def _fact_in(fact: str, reads: Sequence[str]) -> bool:
     entry = FACTS.get(fact)
     if entry is None:
         return False

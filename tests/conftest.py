@@ -13,9 +13,28 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from bot.store.base import Store
 from knowledge.loader import load_pack
 
 REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+# Modules where every test runs real processes (servers, a browser, Redis stopped and started) or floods
+# endpoints with generated input: slow as a whole. Other modules mark their slow tests one by one
+# (@pytest.mark.slow). `./dev test -m "not slow"` is the quick loop; `./dev test` runs everything.
+SLOW_MODULES = {"test_reliability", "test_webchat_browser", "test_teams_playground", "test_terminal", "test_fuzz"}
+# Tests that legitimately need more than the 120 s default ([tool.pytest.ini_options] timeout): the
+# Agents Playground installs its npm packages (up to 600 s) before it drives Teams' own client.
+LONG = {"test_teams_playground": 900}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if module in LONG and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LONG[module]))
 
 
 @pytest.fixture(scope="session")
@@ -41,23 +60,31 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def store(request, tmp_path: Path):
-    """Every backend, each test run once per backend (the store contract)."""
-    kind = request.param
+def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store of `kind` (memory, sqlite, redis) for one test. Opened again in the same test, a SQLite or
+    Redis store sees the same data, as a restarted process would; each test has its own."""
     if kind == "memory":
         from bot.store.memory import MemoryStore
 
-        s = MemoryStore()
-    elif kind == "sqlite":
+        return MemoryStore()
+    if kind == "sqlite":
         from bot.store.sqlite import SQLiteStore
 
-        s = SQLiteStore(tmp_path / "store.sqlite3")
-    else:
-        url = request.getfixturevalue("redis_url")
-        from bot.store.redis import RedisStore
+        return SQLiteStore(tmp_path / "store.sqlite3")
+    url = request.getfixturevalue("redis_url")
+    from bot.store.redis import RedisStore
 
-        s = RedisStore(url, prefix=f"scim-help-test:{uuid.uuid4().hex}:")
+    prefix = request.node.stash.setdefault(_REDIS_PREFIX, f"scim-help-test:{uuid.uuid4().hex}:")
+    return RedisStore(url, prefix=prefix)
+
+
+_REDIS_PREFIX = pytest.StashKey[str]()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def store(request, tmp_path: Path):
+    """Every backend, each test run once per backend (the store contract)."""
+    s = open_store(request.param, request, tmp_path)
     yield s
     await s.close()
 

@@ -48,6 +48,10 @@ class Chat:
         return s
 
     @property
+    def last(self) -> Turn:
+        return self.turns[-1]
+
+    @property
     def text(self) -> str:
         return "\n".join(r.text for r in self.turns[-1].replies)
 
@@ -67,7 +71,7 @@ class Chat:
             if s.pending.kind == "idp":
                 await self.click("idp:entra")
                 continue
-            check = BUNDLE.checks[s.pending.id]
+            check = BUNDLE.checks[s.pending.id or ""]
             unsure = next(a for a in check.answers if a.kind == "unsure")
             await self.click(f"{check.id}:{unsure.id}")
         raise AssertionError(f"never asked {check_id}")
@@ -86,7 +90,7 @@ async def walk_to_resolution(chat: Chat, idp: str) -> Turn:
         if s.pending.kind == "idp":
             await chat.click(f"idp:{idp}")
             continue
-        check = BUNDLE.checks[s.pending.id]
+        check = BUNDLE.checks[s.pending.id or ""]
         await chat.click(f"{check.id}:{truthful_answer(check, 'insufficient-licenses').id}")
     raise AssertionError("no resolution")
 
@@ -184,6 +188,115 @@ async def test_an_unclear_reply_is_asked_back_instead_of_guessed(engine):
     await chat.say("hmm maybe, there might be one or two? not sure they are the licence ones")
     s = await chat.state()
     assert s.finding_for("sdp-licence-events") is None or s.finding_for("sdp-licence-events").answer == "unsure"
+
+
+# ---- free-text answers to the checks, and odd clicks (from test_engine.py) --------------------
+
+
+@pytest.mark.parametrize(
+    "answer,probing_after,cause",
+    [
+        ("yep", None, "credentials-mismatch"),
+        ("yes, it says 401", None, "credentials-mismatch"),
+        ("it says 401", None, "credentials-mismatch"),
+        ("Unauthorized", None, "credentials-mismatch"),
+        ("nope, looks fine", "insufficient-licenses", None),
+        ("no it's green, connection works", "insufficient-licenses", None),
+        ("You appear to have entered invalid credentials. Please confirm you are using the correct information", None, "credentials-mismatch"),
+    ],
+)
+async def test_free_text_answers_to_test_connection(engine, answer, probing_after, cause):
+    chat = Chat(engine)
+    await chat.say("Entra: SCIM provisioning to Cato never created a single user")
+    if chat.last.symptom != "initial-provisioning-fails":
+        await chat.click("cmd:restart")
+        await chat.click("initial-provisioning-fails")
+    state = await engine.state(chat.cid)
+    if state.pending.kind == "idp":
+        await chat.click("idp:entra")
+    assert chat.last.probing == "credentials-mismatch"
+    turn = await chat.say(answer)
+    assert turn.cause == cause
+    if probing_after:
+        # Credentials ruled out: the next check tests something else.
+        assert turn.probing not in (None, "credentials-mismatch")
+        state = await engine.state(chat.cid)
+        assert state.finding_for("test-connection").answer == "succeeds"
+
+
+@pytest.mark.parametrize(
+    "answer,cause",
+    [
+        ("I do see Sdp licence events", "insufficient-licenses"),
+        ("yeah there are a few", "insufficient-licenses"),
+        ("no sdp licence events at all", None),
+        ("nothing there", None),
+    ],
+)
+async def test_free_text_answers_to_licence_events(engine, answer, cause):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    await chat.click("email-field:valid")
+    await chat.click("licence-assign-events:no")
+    assert chat.last.probing == "insufficient-licenses"
+    turn = await chat.say(answer)
+    if cause:
+        assert turn.cause == cause
+    else:
+        # Everything ruled out or unlikely: the engine offers the last cause standing or escalates.
+        assert turn.cause != "insufficient-licenses"
+
+
+async def test_unclear_answers_are_reasked_then_treated_as_not_sure(engine):
+    chat = Chat(engine)
+    await chat.click("users-not-working")
+    probing = chat.last.probing
+    for gibberish in ("purple monkey dishwasher", "¯\\_(ツ)_/¯", "asdfgh"):
+        turn = await chat.say(gibberish)
+        assert turn.phase == "checking" and turn.probing == probing
+        assert any(r.kind == "question" for r in turn.replies)
+    turn = await chat.say("qwerty")
+    state = await engine.state(chat.cid)
+    # The fourth unclear reply counts as "not sure", and the next check is asked.
+    assert state.finding_for("email-field").answer == "unsure"
+    assert turn.phase == "checking" and state.pending.kind == "check" and state.pending.id != "email-field"
+    assert turn.probing != probing
+
+
+async def test_label_typed_back_is_fuzzy_matched(engine):
+    chat = Chat(engine)
+    await chat.click("additional-users-missing")
+    await chat.click("cma-missing-objects:users")  # the playbook's first step: what is missing in the CMA
+    state = await engine.state(chat.cid)
+    if state.pending.kind == "idp":
+        await chat.click("idp:entra")
+    assert chat.last.probing == "scoping"  # then provision on demand: it tells three causes apart
+    turn = await chat.say("skipped - not in scpoe")
+    assert turn.cause == "scoping"
+
+
+async def test_stale_and_double_clicks_do_not_answer_twice(engine):
+    chat = Chat(engine)
+    await chat.click("initial-provisioning-fails")
+    await chat.click("idp:entra")
+    first = await chat.click("test-connection:succeeds")
+    assert first.probing not in (None, "credentials-mismatch")
+    again = await chat.click("test-connection:succeeds")  # the same button, clicked twice
+    assert again.probing == first.probing
+    assert "already answered" in chat.text
+    state = await engine.state(chat.cid)
+    assert [f.check for f in state.findings].count("test-connection") == 1
+    assert state.questions == 2
+
+
+async def test_unknown_choice_ids_are_handled(engine):
+    chat = Chat(engine)
+    await chat.click("not-a-real-choice")
+    assert chat.last.phase == "triage" and chat.last.replies  # answered, nothing started
+    await chat.click("initial-provisioning-fails")
+    assert (await chat.state()).pending.kind == "idp"
+    turn = await chat.click("test-connection:does-not-exist")  # no such answer, and not what is asked
+    assert turn.phase == "checking" and (await chat.state()).pending.kind == "idp"
 
 
 # ---- after the resolution ----------------------------------------------------------------------

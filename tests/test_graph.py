@@ -4,13 +4,13 @@ falls back to asking with one honest line, within the turn's budget, without lea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UPN = "p.huang@contoso.com"
 
 
-def graph_env(fake: FakeGraph, **over: str) -> dict[str, str]:
+def graph_env(fake: FakeGraph, **over: str) -> dict[str, Any]:
     env = {
         "SCIM_HELP_GRAPH_TENANT_ID": TENANT_ID,
         "SCIM_HELP_GRAPH_CLIENT_ID": CLIENT_ID,
@@ -338,7 +338,7 @@ def test_non_default_authority_turns_instance_discovery_off(monkeypatch):
 
     from bot.graph.token import TokenSource
 
-    seen = {}
+    seen: dict[str, Any] = {}
 
     class Capture:
         def __init__(self, client_id, **kw):
@@ -363,6 +363,7 @@ def _graph_check(fake: FakeGraph, *args: str, **over: str) -> subprocess.Complet
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_graph_check_all_permissions():
     with FakeGraph(Tenant.scenario("nested")) as fake:
         r = _graph_check(fake, "--upn", UPN)
@@ -370,6 +371,7 @@ def test_graph_check_all_permissions():
     assert "connection ok" in r.stdout and "nested groups" in r.stdout and CLIENT_SECRET not in r.stdout
 
 
+@pytest.mark.slow
 def test_graph_check_prints_what_is_missing():
     with FakeGraph(Tenant.scenario("nested"), roles={"AuditLog.Read.All", "User.Read.All"}) as fake:
         r = _graph_check(fake, "--upn", UPN)
@@ -377,6 +379,7 @@ def test_graph_check_prints_what_is_missing():
     assert "MISSING Synchronization.Read.All" in r.stdout and "Directory.Read.All" in r.stdout
 
 
+@pytest.mark.slow
 def test_graph_check_bad_secret_and_not_configured():
     with FakeGraph(Tenant.scenario("healthy")) as fake:
         r = _graph_check(fake, SCIM_HELP_GRAPH_CLIENT_SECRET="wrong-secret-123")

@@ -438,6 +438,7 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_kb_check_cli_ok_and_broken(tmp_path):
     ok = _cli("kb", "check")
     assert ok.returncode == 0, ok.stderr
@@ -448,6 +449,7 @@ def test_kb_check_cli_ok_and_broken(tmp_path):
     assert re.search(r"scim\.yaml:\d+: checks\[\d+\]\.tests: unknown cause 'scopin'", bad.stderr), bad.stderr
 
 
+@pytest.mark.slow
 def test_kb_graph_is_a_mermaid_flowchart_of_the_whole_pack(bundle):
     out = _cli("kb", "graph")
     assert out.returncode == 0, out.stderr
@@ -466,6 +468,7 @@ def test_kb_graph_is_a_mermaid_flowchart_of_the_whole_pack(bundle):
 # ---- wording ownership through the CLI ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kb_check_fails_on_a_pack_that_drops_an_idps_wording(tmp_path):
     # drop OneLogin's wording of the assignment question
     needle = "      onelogin: >-\n        OneLogin provisions the users who have the Cato app, usually through a role."
@@ -475,6 +478,7 @@ def test_kb_check_fails_on_a_pack_that_drops_an_idps_wording(tmp_path):
     assert re.search(r"scim\.yaml:\d+: checks\[\d+\]\.ask: no wording for onelogin", bad.stderr), bad.stderr
 
 
+@pytest.mark.slow
 def test_kb_check_fails_where_one_idps_text_names_another_console(tmp_path):
     manifest = _copy_pack(
         tmp_path,
@@ -507,7 +511,6 @@ TOY = DATA / "toy-pack"
 
 
 async def test_engine_walks_a_different_pack_without_code_changes():
-    from bot.classify import Classifier
     from bot.engine import Engine
     from bot.events import Incoming
     from bot.store.memory import MemoryStore

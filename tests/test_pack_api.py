@@ -96,14 +96,13 @@ def test_flows_topics_errors_and_as_designed(toy):
     assert [c.id for c in toy.checks_for("pale-prints", "acme")] == ["toner-level", "saving-mode"]
 
 
-def test_compat_views_for_the_old_engine(toy):
-    # cause.signatures: the catalogue's strings for that cause
+def test_cause_signatures_are_the_catalogues_pinning_strings(toy):
+    # cause.signatures: the catalogue's strings for that cause (the classifier and the reader use them)
     assert [s.text for s in toy.causes["empty-toner"].signatures] == ["E-13 TONER OUT"]
-    # check.variants / resolution.variants: each IdP's own wording
-    assert toy.checks["toner-level"].variants["zenith"].ask.startswith("In the Zenith Web Console")
-    assert toy.causes["eco-mode"].resolution.variants["acme"].steps[0].text.startswith("On the Acme Panel")
+    # each IdP's own wording, through the Bundle's accessors
+    assert toy.word(toy.checks["toner-level"].ask, "zenith").startswith("In the Zenith Web Console")
+    assert toy.steps(toy.causes["eco-mode"].resolution, "acme")[0].text.startswith("On the Acme Panel")
     assert toy.checks["toner-level"].title == "Toner level"
-    assert toy.pack.default_idp == "other"
 
 
 def test_no_text_for_one_maker_carries_another_makers_panel_words(toy):

@@ -6,6 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+# Every test here starts `scim-help` as a subprocess (a few seconds each).
+pytestmark = pytest.mark.slow
 
 REPLY_KEYS = {"replies", "phase", "symptom", "probing", "cause", "asking", "ticket"}
 PHASES = {"triage", "clarifying", "checking", "resolving", "escalating", "closed", "off-topic"}
@@ -18,7 +25,7 @@ def _env(tmp_path) -> dict[str, str]:
     return env
 
 
-def replay(lines: list[dict | str], tmp_path, *args: str) -> list[dict]:
+def replay(lines: Sequence[dict[str, Any] | str], tmp_path, *args: str) -> list[dict[str, Any]]:
     stdin = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "replay", *args],

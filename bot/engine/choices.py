@@ -269,7 +269,7 @@ class SwitchPrompt(Prompt):
 class Prompts:
     """The prompt kinds, and the one that a state is waiting on."""
 
-    def __init__(self, d: "Dialogue"):
+    def __init__(self, d: Dialogue):
         self.check = CheckPrompt(d)
         self.idp = IdpPrompt(d)
         self.fixed = FixedPrompt(d)

@@ -17,10 +17,10 @@ import logging
 import time
 from typing import Protocol
 
+from bot.engine.choices import Prompts
 from bot.engine.context import Ctx, clip
 from bot.engine.diagnose import Diagnosis
 from bot.engine.handoff import Handoff
-from bot.engine.choices import Prompts
 from bot.engine.words import Words
 from bot.events import Choice, Incoming, Phase, Reply, Turn
 from bot.redact import pseudonymise, scrub_secrets
@@ -150,7 +150,7 @@ class Dialogue:
             return
         ctx.add(Reply(kind="info", text=self.words.say("complaint", s.idp)))
         p = s.pending
-        if p is not None and p.kind in ("check", "fixed") and not s.idp_named and p.kind != "idp":
+        if p is not None and p.kind in ("check", "fixed") and not s.idp_named:
             # The commonest reason a step does not match the screen: another IdP's console.
             self.prompts.idp.ask(ctx, Then(kind="check", id=p.id) if p.kind == "check" else Then(kind="cause", id=s.cause))
             return
@@ -483,7 +483,7 @@ class Engine:
             topic=s.topic,
             probing=probing,
             cause=s.cause,
-            asking=asking,  # type: ignore[arg-type]
+            asking=asking,
             ticket=ticket,
             started=ctx.started,
         )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class Diagnosis:
-    def __init__(self, d: "Dialogue"):
+    def __init__(self, d: Dialogue):
         self.d = d
         kb = d.kb
         # (flow, cause) -> the (check, answer) of that flow that confirms the cause: where evidence lands.
@@ -138,7 +138,7 @@ class Diagnosis:
                 check=check.id,
                 answer=answer.id,
                 finding=self.d.words.finding(answer, s.idp),
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 said=clip(scrub_secrets(said), 500) if said else None,
                 ref=ref,
             )

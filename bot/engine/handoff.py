@@ -9,7 +9,7 @@ from bot.engine.context import Ctx, clip
 from bot.events import Choice, Reply
 from bot.redact import scrub_secrets
 from bot.state import State
-from bot.ticket import build_ticket, missing_fields
+from bot.ticket import build_ticket, field_labels, missing_fields
 from bot.understand.reading import Reading
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ MAX_GROUPS = 30
 
 
 class Handoff:
-    def __init__(self, d: "Dialogue"):
+    def __init__(self, d: Dialogue):
         self.d = d
 
     # ---- endings ---------------------------------------------------------------------------------
@@ -101,7 +101,8 @@ class Handoff:
         missing = missing_fields(s, self.d.kb)
         w = self.d.words
         if missing and s.phase != "closed":
-            labels = ", ".join(w.word(self.d.kb.field(f).label, s.idp) for f in missing)
+            label = field_labels(self.d.kb, s.idp)
+            labels = ", ".join(label[f] for f in missing)
             note = w.say("ticket-draft-missing", s.idp, missing=labels)
         else:
             note = w.say("ticket-draft-so-far", s.idp)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class Prompt:
     kind: str = ""
 
-    def __init__(self, d: "Dialogue"):
+    def __init__(self, d: Dialogue):
         self.d = d
 
     def spec(self, s: State) -> PromptSpec:
@@ -301,6 +301,9 @@ class FieldPrompt(Prompt):
         if field_id == "idp":
             self.d.prompts.idp.ask(ctx, Then(kind="field"))
             return
+        if field is None:  # a field this pack's escalation does not list
+            self.d.handoff.carry_on(ctx)
+            return
         same = s.pending and s.pending.kind == "field" and s.pending.id == field_id
         reasks = s.pending.reasks if same and s.pending else 0
         then = then or (s.pending.then if same and s.pending else None)
@@ -327,7 +330,7 @@ class FieldPrompt(Prompt):
 
     def on_reading(self, ctx: Ctx, r: Reading) -> bool:
         s = ctx.state
-        field = self.d.kb.field(s.pending.id if s.pending else "")
+        field = self.d.kb.field((s.pending.id if s.pending else None) or "")
         if field is None:
             self.d.handoff.carry_on(ctx)
             return True
@@ -360,7 +363,7 @@ class FieldPrompt(Prompt):
 
     def explain(self, ctx: Ctx) -> None:
         s = ctx.state
-        field = self.d.kb.field(s.pending.id if s.pending else "")
+        field = self.d.kb.field((s.pending.id if s.pending else None) or "")
         label = self.d.words.word(field.label, s.idp) if field else ""
         ctx.add(Reply(kind="info", text=self.d.words.say("field-explain", s.idp, field=label)))
         self.again(ctx)

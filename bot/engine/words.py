@@ -6,9 +6,8 @@ from the pack (`messages:` and the per-IdP fields), so a different pack speaks o
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Mapping
+from typing import Any
 
 from knowledge.schema import Answer, Bundle, Cause, Check, IdPList, IdPText
 

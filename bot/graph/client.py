@@ -96,6 +96,10 @@ class GraphClient:
         }
         return await self._collection("logs", "/v1.0/auditLogs/provisioning", deadline, params=params, pages=1)
 
+    async def recent_provisioning(self, deadline: float, top: int = 1) -> list[dict[str, Any]]:
+        """The newest provisioning log entries of the tenant, whoever they are about (first page only)."""
+        return await self._collection("logs", "/v1.0/auditLogs/provisioning", deadline, params={"$top": str(top)}, pages=1)
+
     async def assigned_to(self, deadline: float) -> list[dict[str, Any]]:
         return await self._collection("assignments", f"/v1.0/servicePrincipals/{_seg(self.sp)}/appRoleAssignedTo", deadline)
 
@@ -161,7 +165,7 @@ class GraphClient:
                         return body
                     code = await _error_code(resp)
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _trace(call, None, started, "timeout")
                 raise GraphError("timeout", call, "Microsoft Graph did not answer in time") from None
             except aiohttp.ClientSSLError as exc:

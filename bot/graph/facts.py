@@ -7,7 +7,8 @@ entries (or, on a pack without one, the causes' exact signatures) that apply to 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from knowledge.schema import Bundle
 
@@ -53,18 +54,18 @@ def catalogue_cause(bundle: Bundle, texts: Iterable[str | None], idp: str = "ent
 def pick_job(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The provisioning job: the one that is configured, when a service principal has several."""
     configured = [j for j in jobs if _get(j, "status", "code") not in (None, "NotConfigured")]
-    return (configured or jobs or [None])[0]
+    return next(iter(configured or jobs), None)
 
 
 def job_facts(job: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
     if job is None:
         return {"found": False, "status": NONE, "quarantined": False, "quarantine_reason": NONE, "error": NONE,
                 "error_cause": None, "last_state": None, "initial_done": None, "when": NONE, "template": NONE}
-    status = job.get("status") if isinstance(job.get("status"), dict) else {}
-    quarantine = status.get("quarantine") if isinstance(status.get("quarantine"), dict) else None
-    last = status.get("lastExecution") if isinstance(status.get("lastExecution"), dict) else None
-    q_error = quarantine.get("error") if quarantine and isinstance(quarantine.get("error"), dict) else None
-    l_error = last.get("error") if last and isinstance(last.get("error"), dict) else None
+    status = _obj(job.get("status")) or {}
+    quarantine = _obj(status.get("quarantine"))
+    last = _obj(status.get("lastExecution"))
+    q_error = _obj(quarantine.get("error")) if quarantine else None
+    l_error = _obj(last.get("error")) if last else None
     error = q_error or l_error or {}
     code = status.get("code")
     reason = quarantine.get("reason") if quarantine else None
@@ -178,13 +179,13 @@ def log_facts(entry: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
     info = entry.get("provisioningStatusInfo") or entry.get("statusInfo") or {}
     info = info if isinstance(info, dict) else {}
     status = info.get("status")
-    error = info.get("errorInformation") if isinstance(info.get("errorInformation"), dict) else {}
+    error = _obj(info.get("errorInformation")) or {}
     steps = [s for s in entry.get("provisioningSteps") or [] if isinstance(s, dict)]
     texts: list[str | None] = [error.get("errorCode"), error.get("reason")]
     for step in steps:
         if str(step.get("status", "")).lower() in ("failure", "skipped", "warning"):
             texts.append(step.get("description"))
-            details = step.get("details") if isinstance(step.get("details"), dict) else {}
+            details = _obj(step.get("details")) or {}
             texts.extend(f"{k}: {v}" for k, v in details.items())
     scoping = [s for s in steps if str(s.get("provisioningStepType", "")).lower() == "scoping"]
     if not scoping:
@@ -202,7 +203,7 @@ def log_facts(entry: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
         sent_email = None
     code = error.get("errorCode")
     if not code:
-        code = next((str(v) for s in steps for k, v in (s.get("details") or {}).items() if str(k).lower() == "skipreason"), None)
+        code = next((str(v) for s in steps for k, v in (_obj(s.get("details")) or {}).items() if str(k).lower() == "skipreason"), None)
     cause, topic = catalogue(bundle, texts)
     return {
         "found": True,
@@ -216,6 +217,11 @@ def log_facts(entry: dict[str, Any] | None, bundle: Bundle) -> dict[str, Any]:
         "when": str(entry.get("activityDateTime") or NONE),
         "id": str(entry.get("id") or NONE),
     }
+
+
+def _obj(value: Any) -> dict[str, Any] | None:
+    """`value` when it is a JSON object, else None: Graph's shapes are documented, not guaranteed."""
+    return value if isinstance(value, dict) else None
 
 
 def _get(obj: Any, *keys: str) -> Any:

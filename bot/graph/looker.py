@@ -21,9 +21,10 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.graph import facts as F
 from bot.graph.client import CALLS, GraphClient
@@ -76,7 +77,7 @@ class _NS:
 class Looker:
     def __init__(
         self,
-        bundle: "Bundle",
+        bundle: Bundle,
         probes: ProbeFile,
         client: GraphClient | None,
         budget: float = BUDGET,
@@ -90,7 +91,7 @@ class Looker:
         self._cache: OrderedDict[tuple[str, ...], tuple[float, Any]] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: "Settings", bundle: "Bundle", budget: float = BUDGET) -> "Looker | None":
+    def from_settings(cls, settings: Settings, bundle: Bundle, budget: float = BUDGET) -> Looker | None:
         """The Looker for a connected tenant; None when the Graph settings are unset (today's behaviour)."""
         if not settings.graph_enabled:
             return None
@@ -116,10 +117,10 @@ class Looker:
 
     # ---- the engine's interface ------------------------------------------------------------------
 
-    def can_look(self, state: "State", check_id: str) -> bool:
+    def can_look(self, state: State, check_id: str) -> bool:
         return self.client is not None and state.idp == ENTRA and check_id in self.spec.probes
 
-    async def look(self, state: "State", check_id: str) -> Look | None:
+    async def look(self, state: State, check_id: str) -> Look | None:
         """Never raises. None when this check cannot be looked up at all (see `can_look`)."""
         if not self.can_look(state, check_id):
             return None
@@ -129,7 +130,7 @@ class Looker:
             look = await asyncio.wait_for(self._look(state, check_id), self.budget + 0.25)
             outcome = "answered" if look.answer else ("needs-upn" if look.needs else "not-settled")
             return look
-        except asyncio.TimeoutError:
+        except TimeoutError:
             outcome = "timeout"
             return Look(None, self._message("timeout", seconds=_secs(self.budget)))
         except Exception:  # a bug here must cost a question, never the turn
@@ -140,7 +141,7 @@ class Looker:
 
     # ---- one look -----------------------------------------------------------------------------------
 
-    async def _look(self, state: "State", check_id: str) -> Look:
+    async def _look(self, state: State, check_id: str) -> Look:
         probe = self.spec.probes[check_id]
         upn = state.upns[0] if state.upns else None
         deadline = time.monotonic() + self.budget
@@ -210,7 +211,7 @@ class Looker:
 
     # ---- reads ------------------------------------------------------------------------------------
 
-    async def _read(self, reads: list[str], upn: str | None, deadline: float) -> tuple[_Facts, list[GraphError]]:
+    async def _read(self, reads: Sequence[str], upn: str | None, deadline: float) -> tuple[_Facts, list[GraphError]]:
         assert self.client is not None
         client = self.client
         facts = _Facts()
@@ -297,5 +298,5 @@ def _secs(value: float) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

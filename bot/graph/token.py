@@ -47,7 +47,7 @@ class TokenSource:
         self._lock = threading.Lock()
         self._cached: tuple[str, float] | None = None  # (token, expires at, monotonic)
         # The request in flight, so concurrent reads of one look share it: (event loop, task).
-        self._inflight: tuple[asyncio.AbstractEventLoop, "asyncio.Future[str]"] | None = None
+        self._inflight: tuple[asyncio.AbstractEventLoop, asyncio.Future[str]] | None = None
 
     def __repr__(self) -> str:  # never show the secret
         return f"TokenSource(tenant={self._tenant!r}, client={self._client_id!r}, authority={self._authority!r})"
@@ -124,7 +124,7 @@ class TokenSource:
             self._inflight = (loop, task)
         try:
             return await asyncio.wait_for(asyncio.shield(self._inflight[1]), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise GraphError("timeout", "token", "the authority did not answer in time") from None
 
 
