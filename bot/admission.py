@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -25,7 +25,7 @@ WARN_EVERY = 10.0
 Release = Callable[[], None]
 
 
-def register(app: web.Application, gate: "Gate") -> None:
+def register(app: web.Application, gate: Gate) -> None:
     """List a channel's gate on the app, where the server finds it for /metrics."""
     app.setdefault(GATES, []).append(gate)
 
@@ -47,7 +47,7 @@ class Gate:
 
     @property
     def in_use(self) -> int:
-        return self.limit - self._sem._value if self._sem is not None else 0  # noqa: SLF001 - read only
+        return self.limit - self._sem._value if self._sem is not None else 0  # read only
 
     async def enter(self) -> Release | None:
         """A release callable (safe to call more than once), or None when the caller was refused."""
@@ -57,14 +57,16 @@ class Gate:
         if not sem.locked():
             await sem.acquire()  # a free slot: returns without yielding to the loop
         elif self.max_waiting is not None and self.waiting >= self.max_waiting:
-            return self._refuse()
+            self._refuse()
+            return None
         else:
             self.waiting += 1
             try:
                 async with asyncio.timeout(self.wait):
                     await sem.acquire()
             except TimeoutError:
-                return self._refuse()
+                self._refuse()
+                return None
             finally:
                 self.waiting -= 1
         done = False

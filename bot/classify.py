@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
@@ -436,7 +436,7 @@ class Classifier:
         for sid, causes in self.sym_causes.items():
             for cid, w in causes.items():
                 self.cause_syms[cid][sid] = w
-        for cid, syms in self.cause_syms.items():
+        for syms in self.cause_syms.values():
             top = max(syms.values())
             for sid in syms:
                 syms[sid] = syms[sid] / top
@@ -450,8 +450,8 @@ class Classifier:
         for sm in mat.symptoms.values():
             texts += sm.examples + [c.text for c in sm.cues]
         texts += mat.off_topic_examples + mat.stopwords + mat.negators
-        for cues in mat.cause_cues.values():
-            texts += [c.text for c in cues]
+        for cause_cues in mat.cause_cues.values():
+            texts += [c.text for c in cause_cues]
         for ch in pack.checks:
             for a in ch.answers:
                 texts += a.report_cues
@@ -520,8 +520,8 @@ class Classifier:
         ours += [c.text for c in mat.domain_cues]
         for sm in mat.symptoms.values():
             ours += sm.examples + [c.text for c in sm.cues]
-        for cues in mat.cause_cues.values():
-            ours += [c.text for c in cues]
+        for cause_cues in mat.cause_cues.values():
+            ours += [c.text for c in cause_cues]
         for ch in pack.checks:
             for a in ch.answers:
                 ours += a.report_cues
@@ -574,8 +574,8 @@ class Classifier:
         # IdP names and aliases (not ids: "other" is a word), longest first, on word boundaries.
         alias_list: list[tuple[str, str]] = []
         for idp in pack.idps:
-            for a in [idp.name, *idp.aliases]:
-                alias_list.append((" ".join(_Analyzer.raw_tokens(normalize(a))), idp.id))
+            for alias in [idp.name, *idp.aliases]:
+                alias_list.append((" ".join(_Analyzer.raw_tokens(normalize(alias))), idp.id))
         alias_list = [(a, i) for a, i in alias_list if a]
         alias_list.sort(key=lambda x: len(x[0]), reverse=True)
         self._idp_of = dict(alias_list[::-1])
@@ -778,14 +778,14 @@ class Classifier:
         scores: dict[str, float] = {}
         cap = t["cause-symptom-cap"]
         for sid in self.symptom_ids:
-            s = sym_cue[sid] + t["knn-symptom"] * nnv(sid)
+            score = sym_cue[sid] + t["knn-symptom"] * nnv(sid)
             for cid, ev in steer_ev.items():
                 rel = self.cause_syms.get(cid, {}).get(sid)
                 if rel:
                     # Shared causes barely prefer a symptom: the text decides.
                     prior = t["shared-cause-prior"]
-                    s += t["cause-symptom"] * min(ev, cap) * ((1 - prior) + prior * rel)
-            scores[sid] = max(0.0, s)
+                    score += t["cause-symptom"] * min(ev, cap) * ((1 - prior) + prior * rel)
+            scores[sid] = max(0.0, score)
 
         # A signature pins its cause: only symptoms that list it stay in the running.
         if sig is not None and in_domain:
@@ -830,9 +830,9 @@ class Classifier:
         # The cause: strong, unopposed evidence consistent with the symptom.
         cause = None
         if symptom is not None and cause_ev:
-            order = sorted(cause_ev.items(), key=lambda kv: -kv[1])
-            cid, ev = order[0]
-            runner = order[1][1] if len(order) > 1 else 0.0
+            by_evidence = sorted(cause_ev.items(), key=lambda kv: -kv[1])
+            cid, ev = by_evidence[0]
+            runner = by_evidence[1][1] if len(by_evidence) > 1 else 0.0
             if ev >= t["cause-min"] and ev - runner >= t["cause-margin"] and cid in self.sym_causes[symptom]:
                 cause = cid
         if sig is not None and symptom is not None and sig.cause in self.sym_causes[symptom]:

@@ -14,7 +14,7 @@ engine, with one extra store read only for messages that need a conversation. An
 from __future__ import annotations
 
 import re
-from typing import Container, Iterable
+from collections.abc import Container, Iterable
 
 from bot.events import Choice, Incoming, Reply, Turn
 

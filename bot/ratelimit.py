@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, *, max_clients: int = 10_000, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, per_minute: int, *, max_clients: int = 10_000, clock=time.monotonic) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.max_clients = max_clients
@@ -43,7 +43,7 @@ class RateLimiter:
 class LiveSet:
     """Conversation ids touched within `ttl` seconds, at most `cap` of them."""
 
-    def __init__(self, cap: int, ttl: float, *, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, cap: int, ttl: float, *, clock=time.monotonic) -> None:
         self.cap = cap
         self.ttl = ttl
         self.clock = clock

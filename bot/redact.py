@@ -103,9 +103,10 @@ _ANY_OPAQUE = _any(_OPAQUE)
 def _apply(rule: _Rule, text: str) -> str:
     if rule.group is None:
         return rule.pattern.sub(SECRET, text)
+    group = rule.group  # narrowed to int for the closure below
 
     def one(m: re.Match[str]) -> str:
-        start, end = m.span(rule.group)
+        start, end = m.span(group)
         if rule.unless is not None and rule.unless.search(m.string[m.start() : start]):
             return m.group(0)
         return m.string[m.start() : start] + SECRET + m.string[end : m.end()]
@@ -137,7 +138,7 @@ def scrub_opaque(text: str) -> str:
     return _scrub(text, _OPAQUE, _ANY_OPAQUE)
 
 
-def shield(msg: "Incoming") -> "Incoming":
+def shield(msg: Incoming) -> Incoming:
     """The message with opaque secrets removed from its text, before anything (the engine's transcript, a
     500-character cut) can truncate one. Words stay as they are: the engine still reads "the token is
     invalid"; `scrub_secrets` takes the rest when the text is stored."""

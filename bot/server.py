@@ -22,7 +22,7 @@ import inspect
 import logging
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -32,6 +32,9 @@ from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store.base import StoreUnavailable
+
+if TYPE_CHECKING:
+    from knowledge.loader import KnowledgeError
 
 log = logging.getLogger("scim_help.server")
 
@@ -147,7 +150,7 @@ def hide_server_version() -> None:
     before the app sees a request (a malformed request line): applied once, explicitly, at start-up."""
     from aiohttp import web_response
 
-    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    web_response.SERVER_SOFTWARE = SERVER_NAME
 
 
 def _logged_path(path: str) -> str:
@@ -218,7 +221,7 @@ def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
     runtime.observers.append(metrics.observe)
     inner = runtime.handle
 
-    async def handle(msg):  # type: ignore[no-untyped-def]
+    async def handle(msg):
         inflight.enter()
         metrics.in_flight.inc()
         try:
@@ -230,7 +233,7 @@ def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
     runtime.handle = handle  # type: ignore[method-assign]
 
 
-def _optional_channel(name: str):  # type: ignore[no-untyped-def]
+def _optional_channel(name: str):
     """Import bot.channels.<name>, or None (logged) while a colleague has not landed it yet."""
     import importlib
 
@@ -370,7 +373,7 @@ async def _stop_socket_mode(app: web.Application) -> None:
 class AccessLogger(AbstractAccessLogger):
     """One structured line per request; QUIET_PATHS only when they fail or are slow (or at DEBUG)."""
 
-    def log(self, request, response, time):  # type: ignore[no-untyped-def]
+    def log(self, request, response, time):
         if request.path in QUIET_PATHS and response.status < 400 and time < SLOW_REQUEST and not self.logger.isEnabledFor(logging.DEBUG):
             return
         self.logger.info(
@@ -417,9 +420,8 @@ def _listen_error(settings: Settings, exc: OSError) -> int:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    from knowledge.loader import KnowledgeError
-
     from bot.logs import setup_from_settings
+    from knowledge.loader import KnowledgeError
 
     overrides: dict[str, Any] = {}
     if getattr(args, "host", None):
@@ -553,7 +555,7 @@ def _run_workers(settings: Settings) -> int:
                 status = 0
             except web.GracefulExit:
                 status = 0
-            except BaseException:  # noqa: BLE001 - a worker reports and exits, never returns into the parent's code
+            except BaseException:  # a worker reports and exits, never returns into the parent's code
                 log.exception("worker failed", extra={"worker": str(n)})
             finally:
                 os._exit(status)
@@ -583,10 +585,10 @@ def _run_workers(settings: Settings) -> int:
             break
         except InterruptedError:
             continue
-        n = children.pop(pid, None)
+        worker = children.pop(pid, None)
         code = os.waitstatus_to_exitcode(status)
         if not stopping:
-            log.error("worker exited; stopping the others", extra={"worker": str(n), "status": code})
+            log.error("worker exited; stopping the others", extra={"worker": str(worker), "status": code})
             failed = True
             stop(signal.SIGTERM, None)
     holder.close()

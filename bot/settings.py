@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _slack_complete(self) -> "Settings":
+    def _slack_complete(self) -> Settings:
         if self.slack_bot_token and self.slack_mode == "http" and not self.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set in http mode")
         if self.slack_mode == "socket" and self.slack_bot_token and not self.slack_app_token:

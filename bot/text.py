@@ -81,7 +81,7 @@ def _as_text(text: object) -> str:
     elif not isinstance(text, str):
         try:
             text = str(text)
-        except Exception:  # noqa: BLE001 - a hostile __str__ must not break us
+        except Exception:  # a hostile __str__ must not break us
             return ""
     text = text[:_RAW_CAP]
     try:
@@ -135,7 +135,7 @@ def strip_markup(text: str, lines: bool = False) -> str:
         else:
             s = _WS.sub(" ", s).strip()
         return s[:MAX_CHARS].rstrip()
-    except Exception:  # noqa: BLE001 - normalisation is best effort, never a crash
+    except Exception:  # normalisation is best effort, never a crash
         return ""
 
 
@@ -149,7 +149,7 @@ def as_text(text: object) -> str:
     """Any input as a str of valid Unicode, cut to a bounded length (the first step of normalising)."""
     try:
         return _as_text(text)
-    except Exception:  # noqa: BLE001 - never raises
+    except Exception:  # never raises
         return ""
 
 

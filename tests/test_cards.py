@@ -279,6 +279,7 @@ def test_mark_answered_replaces_only_the_clicked_group():
     [att] = cards.render_replies(replies)
     card = att["content"]
     updated = cards.mark_answered(card, "helpful:no")
+    assert updated is not None
     validate(updated)
     assert set(submits(updated)) == {"cmd:restart"}
     assert "✅ **No**" in texts(updated)
@@ -286,6 +287,7 @@ def test_mark_answered_replaces_only_the_clicked_group():
     assert cards.mark_answered(card, "fixed:yes") is None
     rows = cards.render_reply(Reply(kind="greeting", text="Pick", choices=SYMPTOMS))[0]["content"]
     done = cards.mark_answered(rows, "cannot-enable")
+    assert done is not None
     assert not cards.has_choices(done) and f"✅ **{SYMPTOMS[0].label}**" in texts(done)
 
 

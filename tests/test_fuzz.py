@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import string
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -137,7 +135,7 @@ def test_match_signature_never_raises(classifier, ids, text):
 def test_normalize_is_clean_text(text):
     from bot.text import MAX_CHARS, normalize
 
-    out = normalize(text)  # type: ignore[arg-type]
+    out = normalize(text)
     assert isinstance(out, str)
     out.encode("utf-8")  # no lone surrogates
     assert len(out) <= MAX_CHARS
@@ -171,7 +169,7 @@ def engine_kit(bundle):
     loop.close()
 
 
-def _choices(valid: list[str]):  # type: ignore[no-untyped-def]
+def _choices(valid: list[str]):
     invented = st.one_of(
         st.text(any_char, max_size=30),
         st.sampled_from(["", " ", ":", "cmd:", "cmd:nope", "idp:", "idp:azure", "fixed:maybe", "x:y:z", "helpful:", "field:", "a" * 500]),
@@ -181,10 +179,10 @@ def _choices(valid: list[str]):  # type: ignore[no-untyped-def]
     return st.one_of(st.sampled_from(valid), st.sampled_from(valid), invented)
 
 
-def _actions(valid: list[str]):  # type: ignore[no-untyped-def]
+def _actions(valid: list[str]):
     text_action = st.builds(lambda t, d: {"text": t, "directed": d}, st.one_of(odd_text, st.sampled_from(P.REPORTS + P.FOLLOW_UPS)), st.sampled_from([True, True, True, False]))
     choice_action = st.builds(lambda c: {"choice": c}, _choices(valid))
-    empty = st.just({})
+    empty: st.SearchStrategy[dict[str, Any]] = st.just({})
     return st.lists(st.one_of(text_action, choice_action, choice_action, empty), min_size=1, max_size=25)
 
 
@@ -358,7 +356,7 @@ slack_events = st.fixed_dictionaries(
 )
 
 
-def _slack_payloads():  # type: ignore[no-untyped-def]
+def _slack_payloads():
     envelope = st.builds(
         lambda ev, eid, team: {**P.event_callback(ev), "event_id": eid, "team_id": team},
         slack_events,

@@ -601,7 +601,7 @@ def test_forged_oversized_and_malformed_web_requests_are_refused(sqlite_stack: S
     assert_no_crash(stack)
 
 
-def _chunked_post(port: int, path: str, headers: dict[str, str], size: int):  # type: ignore[no-untyped-def]
+def _chunked_post(port: int, path: str, headers: dict[str, str], size: int):
     """A body with no Content-Length (chunked), bigger than any limit."""
     import http.client
 

@@ -221,7 +221,7 @@ async def test_unexpected_errors_are_500_json_without_details(serve_app, make_ru
     async def broken(msg):
         raise RuntimeError("internal detail amelia.ross@contosopharma.com")
 
-    rt.engine.handle = broken  # type: ignore[method-assign]
+    rt.engine.handle = broken
     app = build_app(rt)
 
     async def boom(request):
@@ -527,7 +527,7 @@ async def test_shutdown_finishes_turns_in_flight(make_runtime, shared_pack):
         await release.wait()
         return await engine_handle(msg)
 
-    rt.engine.handle = slow  # type: ignore[method-assign]
+    rt.engine.handle = slow
     app = build_app(rt)
     runner = web.AppRunner(app, shutdown_timeout=30)
     await runner.setup()

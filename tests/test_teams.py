@@ -31,9 +31,8 @@ from pydantic import SecretStr
 from bot.channels import teams
 from bot.channels.teams import clean_text, conversation_id, conversation_link, escalation_channel_id, mount
 from bot.render import cards
-from bot.store.memory import MemoryStore
-from tests.test_cards import submits
 from tests.fakes.bot_connector import Call, FakeBotConnector
+from tests.test_cards import submits
 
 TENANT = "72f988bf-0000-0000-0000-tenant000001"
 BOT = {"id": "28:scim-help-bot", "name": "SCIM Help"}
@@ -265,7 +264,7 @@ def test_conversation_ids_and_links():
     where, link = conversation_link(group)
     assert where == "the group chat “Identity team”" and link.startswith("https://teams.microsoft.com/l/chat/19%3Aabc%40thread.v2/")
     assert escalation_channel_id(ESCALATION) == ESCALATION
-    assert escalation_channel_id(f"https://teams.microsoft.com/l/channel/19%3aescalations%40thread.tacv2/Escalations?groupId=x&tenantId=y") == ESCALATION
+    assert escalation_channel_id("https://teams.microsoft.com/l/channel/19%3aescalations%40thread.tacv2/Escalations?groupId=x&tenantId=y") == ESCALATION
     assert escalation_channel_id("  ") is None
 
 
@@ -557,7 +556,8 @@ async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime
 async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answered(make_teams, monkeypatch):
     """Above capacity, activities queue before the bot sees them (their memory is a coroutine, not a
     half-processed turn); none is lost and no more than the bound is ever in progress."""
-    from bot.channels.teams import bot as bot_mod, endpoint as teams_mod
+    from bot.channels.teams import bot as bot_mod
+    from bot.channels.teams import endpoint as teams_mod
 
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 2)
     t = await make_teams()
@@ -584,7 +584,8 @@ async def test_a_burst_waits_unparsed_beyond_the_admission_bound_and_is_all_answ
 async def test_beyond_the_waiting_bound_activities_are_refused_for_redelivery_and_answered_once(make_teams, monkeypatch):
     """Waiting requests still cost memory, so only so many may wait; the rest get a 503, which Teams answers
     by delivering the activity again. Every activity is answered exactly once in the end."""
-    from bot.channels.teams import bot as bot_mod, endpoint as teams_mod
+    from bot.channels.teams import bot as bot_mod
+    from bot.channels.teams import endpoint as teams_mod
 
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_IN_PROGRESS", 1)
     monkeypatch.setattr(teams_mod, "MAX_ACTIVITIES_WAITING", 2)

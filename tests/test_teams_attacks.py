@@ -12,7 +12,6 @@ Everything stays on 127.0.0.0/8; each test sends a bounded number of requests an
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
 import time
@@ -136,7 +135,7 @@ async def test_service_url_tricks_are_refused_and_nothing_is_contacted(make_runt
         await client.close()
 
 
-async def test_with_an_app_id_the_service_url_must_be_the_tokens(make_teams, signing_keys, blackhole):
+async def test_with_an_app_id_the_service_url_must_be_the_tokens(make_teams, signing_keys, blackhole):  # noqa: F811 (pytest fixtures imported from tests.test_teams)
     _, published = signing_keys
     t = await make_teams(microsoft_app_id=APP_ID, microsoft_app_password=SecretStr("not-a-real-secret"))
     token = bot_framework_token(published, kid="published-key", service_url=TEAMS_SERVICE)
@@ -153,7 +152,7 @@ async def test_with_an_app_id_the_service_url_must_be_the_tokens(make_teams, sig
 # ---- 2. slow clients and one client holding every place ---------------------------------------------------
 
 
-async def test_slow_bodies_hold_no_teams_place_and_are_limited_per_client(make_teams, signing_keys):
+async def test_slow_bodies_hold_no_teams_place_and_are_limited_per_client(make_teams, signing_keys):  # noqa: F811 (pytest fixtures imported from tests.test_teams)
     """16 sockets sending a 100 KB body one byte at a time (authentication on): the 9th and later are
     refused at once, none takes a Teams place, and a signed activity from elsewhere is answered at once."""
     _, published = signing_keys
@@ -190,7 +189,7 @@ async def test_slow_bodies_hold_no_teams_place_and_are_limited_per_client(make_t
             s.close()
 
 
-async def test_one_unauthenticated_client_cannot_hold_every_place(make_teams, blackhole):
+async def test_one_unauthenticated_client_cannot_hold_every_place(make_teams, blackhole):  # noqa: F811 (pytest fixtures imported from tests.test_teams)
     """Without an app id, 16 activities pointing at a loopback serviceUrl that never answers: they hold
     at most the per-client share, and another client is answered at once."""
     t = await make_teams()
@@ -311,7 +310,7 @@ def test_user_values_render_as_text_in_the_escalation_card():
     assert urls == ["https://support.example.com/"]
 
 
-async def test_a_link_typed_as_the_account_is_not_a_link_in_the_support_channel(make_teams):
+async def test_a_link_typed_as_the_account_is_not_a_link_in_the_support_channel(make_teams):  # noqa: F811 (pytest fixtures imported from tests.test_teams)
     t = await make_teams(teams_escalation_channel=ESCALATION)
     channel = {"id": ESCALATION, "conversationType": "channel", "tenantId": TENANT}
     await t.say(type="conversationUpdate", conversation=channel, channel=ESCALATION, membersAdded=[BOT])

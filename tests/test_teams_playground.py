@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -31,7 +32,7 @@ PLAYGROUND_TEAM = "team-id"
 STEPS = ["welcome card", "bot hears from the escalation channel", "typed report", "card click moves the conversation on", "hand-off card"]
 
 
-def _unavailable(why: str) -> None:
+def _unavailable(why: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"the Agents Playground test must run in CI: {why}")
     pytest.skip(why)

@@ -65,9 +65,9 @@ def test_strip_markup_keeps_case() -> None:
     [
         "\ud800 lone surrogate \udfff",
         "bad \x00\x01\x7f control",
-        b"\xff\xfe binary \x00 garbage",  # type: ignore[list-item]
-        None,  # type: ignore[list-item]
-        12345,  # type: ignore[list-item]
+        b"\xff\xfe binary \x00 garbage",
+        None,
+        12345,
         "<" * 10_000,
         "<at>" * 5_000,
         "<https://" + "a" * 100_000,

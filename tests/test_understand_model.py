@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot.understand import corpus
 from bot.understand.model import MODEL_DIR, Model
 

@@ -173,6 +173,7 @@ def server(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         import selectors
 

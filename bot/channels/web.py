@@ -80,7 +80,7 @@ class ChatRequest(BaseModel):
     choice: str | None = Field(None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
-    def _one_of(self) -> "ChatRequest":
+    def _one_of(self) -> ChatRequest:
         if self.text is not None and self.choice is not None:
             raise ValueError("send either text or choice, not both")
         return self
@@ -161,7 +161,7 @@ class Clients:
 
 
 class WebChat:
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.runtime = runtime
         self.allowed_origins = settings.allowed_origin_set
@@ -343,7 +343,7 @@ def _label(entries: list[dict[str, Any]], choice: str) -> str:
 WebChatKey = web.AppKey("scim_help_web_chat", WebChat)
 
 
-def mount(app: web.Application, runtime: "Runtime") -> WebChat:
+def mount(app: web.Application, runtime: Runtime) -> WebChat:
     chat = WebChat(runtime)
     app[WebChatKey] = chat
     app.router.add_get("/", chat.index)

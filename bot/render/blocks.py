@@ -33,8 +33,9 @@ Interactive elements carry what the adapter needs to route a click without trust
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from bot.events import Choice, Reply, Ticket
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from bot.events import Choice, Reply, Ticket
 

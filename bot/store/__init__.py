@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["Store", "StoreUnavailable", "open_store"]
 
 
-def open_store(settings: "Settings") -> Store:
+def open_store(settings: Settings) -> Store:
     if settings.store == "redis":
         from bot.store.redis import RedisStore
 

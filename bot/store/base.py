@@ -21,9 +21,10 @@ The contract tests in tests/test_store_contract.py run against every backend.
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, AsyncIterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bot.store.inbox import Inbox
@@ -67,7 +68,7 @@ class Parked(Protocol):
     async def abandon(self) -> None: ...
 
 
-_DEFERRED: ContextVar["Deferred | None"] = ContextVar("scim_help_deferred_commit", default=None)
+_DEFERRED: ContextVar[Deferred | None] = ContextVar("scim_help_deferred_commit", default=None)
 
 
 class Deferred:
@@ -75,7 +76,7 @@ class Deferred:
     conversation, its records and the caller's records in one commit, after the caller has seen the turn.
     Without a hold, `commit` writes the caller's records on their own."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._parked: Parked | None = None
         self._closed = False
@@ -150,7 +151,7 @@ class Store(abc.ABC):
         if not deferred._closed:
             await deferred.commit()
 
-    def inbox(self, name: str) -> "Inbox":
+    def inbox(self, name: str) -> Inbox:
         """The durable queue `name` (one per platform) kept by this backend."""
         raise NotImplementedError(f"{self.name} keeps no inbox")
 
@@ -183,7 +184,7 @@ class Lease:
 
     __slots__ = ("store", "key", "token", "held", "claims", "claim_ttl", "purge")
 
-    def __init__(self, store: "LeasedStore", key: str, token: str, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
+    def __init__(self, store: LeasedStore, key: str, token: str, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
         self.store = store
         self.key = key
         self.token = token

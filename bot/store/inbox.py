@@ -26,8 +26,9 @@ import abc
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from bot.store.memory import MemoryStore
@@ -114,7 +115,7 @@ class Batcher(Generic[T, R]):
         batch, self._pending = self._pending, []
         try:
             results = await self._run([item for item, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+        except Exception as exc:  # every caller of the batch gets it
             results = [exc] * len(batch)
         except BaseException:
             for _, future in batch:  # cancelled mid-write: whether it was written is unknown
@@ -133,7 +134,7 @@ class Batcher(Generic[T, R]):
 class MemoryInbox(Inbox):
     """The contract in one process: nothing survives it, and only a lease that ran out is reclaimed."""
 
-    def __init__(self, store: "MemoryStore") -> None:
+    def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self._entries: dict[str, tuple[Entry, float]] = {}
         self._ids = itertools.count(1)
@@ -161,7 +162,7 @@ class MemoryInbox(Inbox):
 
     async def reclaim(self, limit: int = 100) -> list[Entry]:
         now = time.time()
-        out = []
+        out: list[Entry] = []
         for entry, expires in list(self._entries.values()):
             if expires < now and len(out) < limit:
                 entry.attempts += 1

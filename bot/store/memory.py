@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Sequence
 
 from bot.store.base import Held, Record, Store, park
 from bot.store.inbox import Inbox, MemoryInbox
@@ -15,7 +15,7 @@ from bot.store.inbox import Inbox, MemoryInbox
 class _MemoryLease:
     """A hold of the memory store: its asyncio lock is held until `give_back` or `abandon`."""
 
-    def __init__(self, store: "MemoryStore", key: str, lock: asyncio.Lock, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
+    def __init__(self, store: MemoryStore, key: str, lock: asyncio.Lock, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
         self.store, self.key, self.lock, self.held = store, key, lock, held
         self.claims, self.claim_ttl = tuple(claims), claim_ttl
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -81,7 +82,8 @@ class RedisStore(LeasedStore):
 
     async def load(self, key: str) -> str | None:
         try:
-            return await self.r.get(self._k("conv", key))
+            # redis-py types replies as bytes | str; this client is made with decode_responses=True (str).
+            return await self.r.get(self._k("conv", key))  # type: ignore[return-value]
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
@@ -168,17 +170,19 @@ class RedisStore(LeasedStore):
 
     async def get_record(self, kind: str, key: str) -> str | None:
         try:
-            return await self.r.hget(self._k("rec", kind), key)
+            # redis-py types replies as bytes | str; this client is made with decode_responses=True (str).
+            return await self.r.hget(self._k("rec", kind), key)  # type: ignore[return-value]
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
     async def records(self, kind: str) -> dict[str, str]:
         try:
-            return await self.r.hgetall(self._k("rec", kind))
+            # redis-py types replies as bytes | str; this client is made with decode_responses=True (str).
+            return await self.r.hgetall(self._k("rec", kind))  # type: ignore[return-value]
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
-    def inbox(self, name: str) -> "RedisInbox":
+    def inbox(self, name: str) -> RedisInbox:
         from bot.store.redis_inbox import RedisInbox
 
         return RedisInbox(self, name)

@@ -17,7 +17,8 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -86,7 +87,7 @@ def _consumer_name() -> str:
 
 
 class RedisInbox(Inbox):
-    def __init__(self, store: "RedisStore", box: str) -> None:
+    def __init__(self, store: RedisStore, box: str) -> None:
         self.store = store
         self.r = store.r
         self.stream = store._k("inbox", box)
@@ -182,7 +183,8 @@ class RedisInbox(Inbox):
             counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
             if counts:
                 claimed = await self.r.xclaim(self.stream, GROUP, self.consumer, 0, list(counts))
-                taken += [_entry(i, fields, counts.get(i, 1) + 1) for i, fields in claimed if fields]
+                # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
+                taken += [_entry(i, fields, counts.get(i, 1) + 1) for i, fields in claimed if fields]  # type: ignore[str-unpack, arg-type]
             if len(taken) >= limit:
                 break
         return taken
@@ -193,7 +195,8 @@ class RedisInbox(Inbox):
 
     async def _undelivered(self, limit: int) -> list[Entry]:
         got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
-        return [_entry(i, fields, 2) for _, entries in got or [] for i, fields in entries if fields]
+        # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
+        return [_entry(i, fields, 2) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]
 
     async def close(self) -> None:
         try:

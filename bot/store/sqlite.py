@@ -15,10 +15,11 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.private import private_dir, private_sqlite
 from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
@@ -321,7 +322,7 @@ class SQLiteStore(LeasedStore):
 
         return await self._run(q)
 
-    def inbox(self, name: str) -> "SQLiteInbox":
+    def inbox(self, name: str) -> SQLiteInbox:
         from bot.store.sqlite_inbox import SQLiteInbox
 
         return SQLiteInbox(self, name)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.store.inbox import LEASE, Batcher, Entry, Inbox, InboxFull
 from bot.store.sqlite import _holder_died, _transaction
@@ -24,7 +25,7 @@ _Done = tuple[int, tuple[tuple[str, str], ...]]  # entry id, records to drop
 
 
 class SQLiteInbox(Inbox):
-    def __init__(self, store: "SQLiteStore", box: str) -> None:
+    def __init__(self, store: SQLiteStore, box: str) -> None:
         self.store = store
         self.box = box
         self.owner = store._owner

@@ -142,10 +142,10 @@ def groups_in(plain: str) -> list[str]:
     for g in _GROUP_WORD.finditer(plain):
         if g.group(0).lower() != "group":
             continue
-        m = _BEFORE_GROUP.search(plain[max(0, g.start() - 90) : g.start()])
-        if not m:
+        before = _BEFORE_GROUP.search(plain[max(0, g.start() - 90) : g.start()])
+        if not before:
             continue
-        words = m.group(1).split()
+        words = before.group(1).split()
         # "the interns group": the last word or two before "group", minus filler ("is a member of the").
         while words and words[0].lower() in lx.GROUP_NOT_NAMES:
             words = words[1:]
@@ -202,7 +202,8 @@ def normalise_account(value: str) -> str | None:
     name = " ".join(v.replace("()", " ").split()).strip(" ,.;:/()#-")
     if name and number:
         return f"{name} ({number})"[:120]
-    return (name or number or None) and (name or number)[:120]  # type: ignore[operator]
+    either = name or number
+    return either[:120] if either else None
 
 
 def account_in(plain: str) -> str | None:

@@ -154,6 +154,5 @@ GROUP_NOT_NAMES = {
     "another", "other", "dynamic", "target", "some", "m365", "ad", "azure", "entra", "okta", "onelogin", "office", "big",
     "main", "top", "outer", "inner", "second", "first", "right", "wrong", "correct", "old", "his", "her", "their", "its",
     "what", "no", "in", "of", "to", "from", "and", "or", "app", "application", "member", "members", "mail", "distribution",
-    "pushed", "push", "missing", "affected", "relevant", "specific", "certain", "single", "only", "all", "both", "or",
-    "unified", "microsoft", "google", "synced", "scoped", "is", "was", "be", "for", "by", "with", "on", "at", "as",
+    "pushed", "push", "missing", "affected", "relevant", "specific", "certain", "single", "only", "all", "both", "unified", "microsoft", "google", "synced", "scoped", "is", "was", "be", "for", "by", "with", "on", "at", "as",
 }

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -69,19 +70,19 @@ class Featuriser:
         for w in ws:
             for i in self._word_features(w):
                 counts[i] = counts.get(i, 0.0) + 1.0
-            i = vocab.get("b:" + prev + " " + w)
-            if i is not None:
-                counts[i] = counts.get(i, 0.0) + 1.0
+            j = vocab.get("b:" + prev + " " + w)
+            if j is not None:
+                counts[j] = counts.get(j, 0.0) + 1.0
             prev = w
         if ws:
-            i = vocab.get("b:" + prev + " </s>")
-            if i is not None:
-                counts[i] = counts.get(i, 0.0) + 1.0
+            j = vocab.get("b:" + prev + " </s>")
+            if j is not None:
+                counts[j] = counts.get(j, 0.0) + 1.0
         if extra:
             for k, c in extra.items():
-                i = vocab.get(k)
-                if i is not None:
-                    counts[i] = counts.get(i, 0.0) + c
+                j = vocab.get(k)
+                if j is not None:
+                    counts[j] = counts.get(j, 0.0) + c
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         ia = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
@@ -147,7 +148,7 @@ class Model:
             self.heads[name] = Head(h["classes"], arrays[f"{name}.W"], arrays[f"{name}.b"], h["featuriser"], h.get("dense", []), h.get("dense_scale", 1.0))
 
     @classmethod
-    def load(cls, directory: Path | str = MODEL_DIR, name: str = ARTEFACT) -> "Model | None":
+    def load(cls, directory: Path | str = MODEL_DIR, name: str = ARTEFACT) -> Model | None:
         d = Path(directory)
         meta_path, arr_path = d / f"{name}.json", d / f"{name}.npz"
         if not meta_path.exists() or not arr_path.exists():

@@ -22,8 +22,10 @@ from bot.redact import scrub_secrets
 from bot.text import as_text, message_forms
 from bot.understand import lexicon as lx
 from bot.understand.acts import rule_signals
+from bot.understand.corpus import TOPICS
 from bot.understand.entities import EntityReader
 from bot.understand.errors import ErrorCatalogue
+from bot.understand.model import DEFAULT_THRESHOLDS, Model, cue_features, decide
 from bot.understand.reading import (
     CheckAnswer,
     Command,
@@ -33,8 +35,6 @@ from bot.understand.reading import (
     Reply,
     SymptomScore,
 )
-from bot.understand.corpus import TOPICS
-from bot.understand.model import DEFAULT_THRESHOLDS, Model, cue_features, decide
 from bot.understand.replies import ReplyReader, attribute_option
 from knowledge.schema import Bundle
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from bot.answers import LABEL, AMBIGUITY_MARGIN, _Phrases
+from bot.answers import AMBIGUITY_MARGIN, LABEL, _Phrases
 from bot.text import normalize
 from bot.understand import lexicon as lx
 from bot.understand.entities import group_list, normalise_account

@@ -9,9 +9,10 @@ trained on train + dev with those settings. `heldout` (w4 w6) is never trained o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from bot.redact import scrub_secrets
 from bot.text import as_text, message_forms
 from bot.understand import corpus as corp
 from bot.understand.features import ngrams, prompt_tokens
-from bot.understand.model import MODEL_DIR, ARTEFACT, Model, cue_features
+from bot.understand.model import ARTEFACT, MODEL_DIR, Model, cue_features
 
 SEED = 12
 # Decision thresholds chosen on dev (bench/tune_reader.py; bench/NOTES.md says why).
@@ -74,7 +75,7 @@ def dense_names(bundle) -> list[str]:
 
 
 def _vectorise(docs: list[dict[str, float]], min_df: int):
-    from scipy import sparse
+    from scipy import sparse  # type: ignore[import-untyped]  # scipy ships no type information
 
     df: dict[str, int] = {}
     for d in docs:
@@ -222,5 +223,6 @@ def save(meta: dict[str, Any], arrays: dict[str, np.ndarray], directory: Path = 
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
     # Weights rounded to float16 precision (stored as float32 for numpy's fast paths): half the entropy to
     # compress, no measurable change in any decision.
-    np.savez_compressed(arr_path, **{k: v.astype(np.float16).astype(np.float32) if k.endswith(".W") else v.astype(np.float32) for k, v in sorted(arrays.items())})
+    # numpy's stub lets **kwds fall on allow_pickle: bool; every keyword here is an array name.
+    np.savez_compressed(arr_path, **{k: v.astype(np.float16).astype(np.float32) if k.endswith(".W") else v.astype(np.float32) for k, v in sorted(arrays.items())})  # type: ignore[arg-type]
     return meta_path, arr_path

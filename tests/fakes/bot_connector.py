@@ -21,8 +21,9 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -85,7 +86,7 @@ class FakeBotConnector:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    def start(self) -> "FakeBotConnector":
+    def start(self) -> FakeBotConnector:
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True, name="fake-bot-connector")
@@ -107,7 +108,7 @@ class FakeBotConnector:
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         ready.set()
         self._loop.run_forever()

@@ -38,10 +38,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    import tempfile
 
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -212,7 +215,7 @@ class Tenant:
     # -- the scenarios the tests and the benchmark use ------------------------------------------------------
 
     @classmethod
-    def scenario(cls, name: str, upn: str = f"p.huang@{DOMAIN}") -> "Tenant":
+    def scenario(cls, name: str, upn: str = f"p.huang@{DOMAIN}") -> Tenant:
         """A tenant where `upn` is affected by one documented cause (or nothing: "healthy")."""
         t = cls()
         staff = t.add_group("SG-Cato-All-Staff")
@@ -352,7 +355,7 @@ class FakeGraph:
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self.port = 0
-        self._tmp = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -377,7 +380,7 @@ class FakeGraph:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeGraph":
+    def __enter__(self) -> FakeGraph:
         self.start()
         return self
 
@@ -432,7 +435,7 @@ class FakeGraph:
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_ctx)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = site._server.sockets[0].getsockname()[1]
 
         loop.run_until_complete(boot())
         self._started.set()

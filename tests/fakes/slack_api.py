@@ -21,8 +21,9 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -81,7 +82,7 @@ class FakeSlackAPI:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> "FakeSlackAPI":
+    async def start(self) -> FakeSlackAPI:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs a few methods (chat.getPermalink)
@@ -91,7 +92,7 @@ class FakeSlackAPI:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]
         return self
 
     async def close(self) -> None:
@@ -101,7 +102,7 @@ class FakeSlackAPI:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeSlackAPI":
+    async def __aenter__(self) -> FakeSlackAPI:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -177,7 +178,7 @@ class FakeSlackAPI:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
@@ -190,7 +191,7 @@ class FakeSlackAPI:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=quiet)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # ---- handlers ------------------------------------------------------------------------------
@@ -459,7 +460,7 @@ def validate_blocks(blocks: list[Any], *, max_blocks: int = 50) -> list[str]:
 
 
 def _validate_button(el: dict[str, Any], action_ids: set[str]) -> list[str]:
-    problems = []
+    problems: list[str] = []
     if el.get("type") != "button":
         return problems
     text = el.get("text") or {}

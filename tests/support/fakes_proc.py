@@ -65,16 +65,16 @@ async def _serve() -> None:
             )
         new_conn = connector.snapshot(seen["connector"])
         seen["connector"] += len(new_conn)
-        for c in new_conn:
+        for call in new_conn:
             merged.append(
                 {
                     "source": "connector",
-                    "method": c.method,
-                    "kind": c.kind,
-                    "at": c.at,
-                    "conversation": c.conversation_id,
-                    "reply_to": c.reply_to,
-                    "text": c.texts()[:300],
+                    "method": call.method,
+                    "kind": call.kind,
+                    "at": call.at,
+                    "conversation": call.conversation_id,
+                    "reply_to": call.reply_to,
+                    "text": call.texts()[:300],
                 }
             )
 
@@ -109,7 +109,7 @@ async def _serve() -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]
     print(json.dumps({"slack": slack.api_url, "connector": connector.url, "control": f"http://127.0.0.1:{port}"}), flush=True)
 
     stop = asyncio.Event()
@@ -147,7 +147,7 @@ class FakesProcess:
         self.control_url = ""
         self._since = 0
 
-    def start(self, timeout: float = 30.0) -> "FakesProcess":
+    def start(self, timeout: float = 30.0) -> FakesProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
@@ -187,7 +187,7 @@ class FakesProcess:
                 self.proc.wait(10)
         self.proc = None
 
-    def __enter__(self) -> "FakesProcess":
+    def __enter__(self) -> FakesProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -220,7 +220,7 @@ class FakesProcess:
     def reset(self) -> None:
         self._post("/reset", {})
 
-    def wait_calls(self, predicate, timeout: float = 30.0, poll: float = 0.05) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    def wait_calls(self, predicate, timeout: float = 30.0, poll: float = 0.05) -> list[dict[str, Any]]:
         """Poll until `predicate(calls)` is true; return the calls (AssertionError after `timeout`)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -32,7 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout: float, poll: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float, poll: float = 0.05, what: str = "condition"):
     """Poll `predicate()` until it returns something truthy; return it. AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -41,7 +42,7 @@ def wait_until(predicate, timeout: float, poll: float = 0.05, what: str = "condi
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
+        except Exception as exc:  # keep polling, report the last error
             last_exc = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
@@ -155,7 +156,7 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         log = open(self.log_path, "ab")
@@ -217,7 +218,7 @@ class ServerProcess:
                 self.proc.wait(10)
         return self.proc.returncode
 
-    def restart(self, timeout: float = 60.0) -> "ServerProcess":
+    def restart(self, timeout: float = 60.0) -> ServerProcess:
         self.kill()
         return self.start(timeout)
 
@@ -274,7 +275,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
 
-    def start(self, timeout: float = 30.0) -> "RedisProcess":
+    def start(self, timeout: float = 30.0) -> RedisProcess:
         self.proc = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",

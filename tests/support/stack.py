@@ -46,7 +46,7 @@ class Stack:
 
     # lifecycle -------------------------------------------------------------------------------------
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         if self._own_fakes:
             self.fakes.start()
         # Tests send many web chat messages from one address: budgets high unless a test sets its own.
@@ -72,7 +72,7 @@ class Stack:
         if self._own_fakes:
             self.fakes.stop()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -85,14 +85,14 @@ class Stack:
 
     # requests --------------------------------------------------------------------------------------
 
-    def slack_event(self, event: dict[str, Any], *, event_id: str | None = None, **sign: Any):  # type: ignore[no-untyped-def]
+    def slack_event(self, event: dict[str, Any], *, event_id: str | None = None, **sign: Any):
         body, headers = P.signed(P.event_callback(event, event_id=event_id), **sign)
         return self.srv.post("/slack/events", body, headers)
 
-    def teams(self, activity: dict[str, Any], headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def teams(self, activity: dict[str, Any], headers: dict[str, str] | None = None):
         return self.srv.post_json("/api/messages", activity, headers)
 
-    def chat(self, conversation: str | None = None, *, text: str | None = None, choice: str | None = None, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    def chat(self, conversation: str | None = None, *, text: str | None = None, choice: str | None = None, timeout: float = 30.0):
         payload: dict[str, Any] = {}
         if conversation:
             payload["conversation"] = conversation
@@ -102,7 +102,7 @@ class Stack:
             payload["choice"] = choice
         return self.srv.post_json("/api/chat", payload, timeout=timeout)
 
-    def restore(self, conversation: str):  # type: ignore[no-untyped-def]
+    def restore(self, conversation: str):
         """The web chat's transcript request (the id travels in a header, never in the URL)."""
         return self.srv.get("/api/chat", headers={"X-Conversation": conversation})
 
@@ -135,7 +135,8 @@ class Stack:
 
         r = redis.Redis.from_url(self.redis_url or "redis://127.0.0.1:6379/0", decode_responses=True, socket_timeout=5)
         try:
-            return r.get(f"{REDIS_PREFIX}conv:{key}")
+            # redis-py types replies as bytes | str; this client is made with decode_responses=True (str).
+            return r.get(f"{REDIS_PREFIX}conv:{key}")  # type: ignore[return-value]
         finally:
             r.close()
 

@@ -189,7 +189,7 @@ class InboxSocketModeHandler(AsyncSocketModeHandler):
         super().__init__(bot.app, app_token=app_token, logger=logging.getLogger("scim_help.slack.socket"), web_client=bot.client)
         self.bot = bot
 
-    async def handle(self, client: Any, req: SocketModeRequest) -> None:  # type: ignore[override]
+    async def handle(self, client: Any, req: SocketModeRequest) -> None:
         body = req.payload
         verdict = check_payload(body) if isinstance(body, dict) else "reject"
         response = SocketModeResponse(envelope_id=req.envelope_id)
@@ -205,7 +205,7 @@ class InboxSocketModeHandler(AsyncSocketModeHandler):
                     return  # not acknowledged: Slack delivers the envelope again
         await client.send_socket_mode_response(response)
 
-    async def close_async(self) -> None:  # type: ignore[override]
+    async def close_async(self) -> None:
         await self.bot.inbox.stop(self.bot.settings.shutdown_timeout)
         await super().close_async()
 

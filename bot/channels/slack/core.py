@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -50,14 +51,14 @@ CURRENT_JOB: ContextVar[Job | None] = ContextVar("scim_help_slack_job", default=
 
 
 class BotCore:
-    runtime: "Runtime"
-    settings: "Settings"
-    store: "Store"
-    engine: "Engine"
+    runtime: Runtime
+    settings: Settings
+    store: Store
+    engine: Engine
     client: AsyncWebClient
     escalation_channel: str | None
     portal_label: str
-    _locks: "weakref.WeakValueDictionary[str, asyncio.Lock]"
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock]
 
     async def _claim(self, *keys: str) -> bool:
         """First caller wins; with several keys, only if every one of them is new (one round trip)."""

@@ -60,7 +60,7 @@ Outcome = Literal["recorded", "repeat", "busy", "unavailable"]
 
 
 class SlackInbox:
-    def __init__(self, bot: "SlackBot", inbox: Inbox, gate: Gate) -> None:
+    def __init__(self, bot: SlackBot, inbox: Inbox, gate: Gate) -> None:
         self.bot = bot
         self.inbox = inbox
         self.gate = gate
@@ -123,7 +123,7 @@ class SlackInbox:
         except (StoreUnavailable, TimeoutError, OSError) as exc:
             log.warning("slack entry postponed: store unavailable", extra={"error": type(exc).__name__, "attempt": job.entry.attempts})
             return False
-        except Exception as exc:  # noqa: BLE001 - a bug must not retry forever
+        except Exception as exc:  # a bug must not retry forever
             log.error("slack entry failed", extra={"error": type(exc).__name__, "attempt": job.entry.attempts})
         if job.retry_later:
             return False
@@ -147,7 +147,7 @@ class SlackInbox:
                 await self.sweep()
             except (StoreUnavailable, TimeoutError, OSError) as exc:
                 log.debug("slack inbox sweep skipped", extra={"error": type(exc).__name__})
-            except Exception:  # noqa: BLE001 - the sweeper must keep running
+            except Exception:  # the sweeper must keep running
                 log.exception("slack inbox sweep failed")
             await asyncio.sleep(SWEEP)
 

@@ -156,7 +156,7 @@ class Listeners(Escalation):
                 await self._converse(msg, place, user=user, respond=respond)
         except SlackClientError as exc:
             await self._failed(exc, None, user, respond, what="command")
-        except Exception as exc:  # noqa: BLE001 - tell the admin instead of failing silently
+        except Exception as exc:  # tell the admin instead of failing silently
             log.error("slack command failed", extra={"error": type(exc).__name__, "user": pseudonymise(user)})
             await self._respond(respond, bk.notice("Sorry — something went wrong on my side. Please try again in a moment."))
 
@@ -278,7 +278,7 @@ class Listeners(Escalation):
                 await respond(blocks=new_blocks, text=text, replace_original=True)
             else:
                 await self.client.chat_update(channel=channel, ts=ts, blocks=new_blocks, text=text)
-        except Exception as exc:  # noqa: BLE001 - the answer still counts; only the cosmetic update failed
+        except Exception as exc:  # the answer still counts; only the cosmetic update failed
             log.warning("slack message update failed", extra={"error": error_code(exc)})
 
     # ---- the conversation ------------------------------------------------------------------------
@@ -302,7 +302,7 @@ class Listeners(Escalation):
                 self._turn_failed(msg, exc, user)
                 await self._tell(place, user, SORRY, respond)
                 return None
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._turn_failed(msg, exc, user)
                 await self._tell(place, user, SORRY, respond)
                 return None

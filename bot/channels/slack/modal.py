@@ -200,7 +200,7 @@ def _digest(text: str) -> str:
     return hashlib.blake2s(_clip_input(text).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def _rerender(runtime: "Runtime", state: Any, draft: Ticket, data: dict[str, Any]) -> str:
+def _rerender(runtime: Runtime, state: Any, draft: Ticket, data: dict[str, Any]) -> str:
     from bot.ticket import render_markdown
 
     edited = draft.model_copy(
@@ -208,5 +208,5 @@ def _rerender(runtime: "Runtime", state: Any, draft: Ticket, data: dict[str, Any
     )
     try:
         return render_markdown(edited, state, runtime.bundle)
-    except Exception:  # noqa: BLE001 - fall back to the text the admin saw
+    except Exception:  # fall back to the text the admin saw
         return data["body"]

@@ -13,7 +13,8 @@ the 5-minute window is the same request, answered once.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bot.text import valid_unicode
 

@@ -64,7 +64,7 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
         try:
             return str(exc.response.get("error") or exc.response.status_code)
-        except Exception:  # noqa: BLE001 - a malformed response must not hide the failure
+        except Exception:  # a malformed response must not hide the failure
             return "slack_api_error"
     return type(exc).__name__
 
@@ -88,7 +88,7 @@ class Outbox:
         )  # ASCII: a lone surrogate from a platform id stays an escape, storable anywhere
 
     @classmethod
-    def load(cls, raw: str) -> "Outbox":
+    def load(cls, raw: str) -> Outbox:
         data = json.loads(raw)
         messages = [bk.Message(m["blocks"], m["text"]) for m in data["messages"]]
         return cls(Place(data["channel"], data.get("thread_ts")), messages, data.get("user"))
@@ -179,10 +179,10 @@ class Posting(BotCore):
                     kwargs["thread_ts"] = place.thread_ts
                 await self.client.chat_postEphemeral(**kwargs)
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("slack ephemeral notice failed", extra={"error": error_code(exc)})
         if respond is not None:
             try:
                 await self._respond(respond, note)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("slack response_url notice failed", extra={"error": error_code(exc)})

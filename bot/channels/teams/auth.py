@@ -71,7 +71,7 @@ class SigningKeys:
         if task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(task), UNKNOWN_KEY_WAIT)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
         return self.keys.get(kid)
 
@@ -94,7 +94,7 @@ class SigningKeys:
                 if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
                     raise ValueError("OpenID metadata names no jwks_uri")
                 keys = _parse_jwks(await _get_json(session, jwks_uri))
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the keys we have
+        except Exception as exc:  # any failure keeps the keys we have
             log.warning(
                 "teams: could not fetch the Bot Framework signing keys (%s); keeping %d known key(s)",
                 type(exc).__name__,

@@ -15,8 +15,12 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
-from microsoft_teams.api import Account, ApiClient, Attachment, ConversationAccount, MessageActivityInput
+from microsoft_teams.api import Account, ApiClient, ConversationAccount
+
+# The package root re-exports these through a dynamically built __all__ that mypy cannot follow.
+from microsoft_teams.api.activities import MessageActivityInput
 from microsoft_teams.api.auth.cloud_environment import PUBLIC
+from microsoft_teams.api.models import Attachment
 from microsoft_teams.common.http import Client, ClientOptions
 
 from bot.settings import Settings
@@ -55,7 +59,8 @@ def message(attachment: dict | None = None, *, text: str | None = None, incoming
     if attachment is not None:
         content = attachment["content"]
         activity.attachments = [Attachment(content_type=attachment["contentType"], content=content)]
-        activity.summary = content.get("fallbackText") or None
+        # The model allows extra fields (model_config extra="allow"); its type declares no `summary`.
+        activity.summary = content.get("fallbackText") or None  # type: ignore[attr-defined]
     else:
         activity.text_format = "plain"
     if incoming is not None:
@@ -63,9 +68,14 @@ def message(attachment: dict | None = None, *, text: str | None = None, incoming
     return activity
 
 
+def _dict_at(incoming: dict, key: str) -> dict[str, Any]:
+    value = incoming.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _address(activity: MessageActivityInput, incoming: dict) -> None:
     """From the bot, to the user, in the incoming activity's conversation (as Teams expects)."""
-    bot, user, conv = (incoming.get(k) if isinstance(incoming.get(k), dict) else {} for k in ("recipient", "from", "conversation"))
+    bot, user, conv = (_dict_at(incoming, k) for k in ("recipient", "from", "conversation"))
     if isinstance(bot.get("id"), str):
         activity.from_ = Account(id=bot["id"], name=bot.get("name") if isinstance(bot.get("name"), str) else None)
     if isinstance(user.get("id"), str):
