@@ -95,6 +95,8 @@ async def read_body(request: web.Request) -> bytes:
                 body += more
     except TimeoutError:
         raise BodyRefused(408, "body not received in time") from None
+    except ConnectionResetError:
+        raise  # the client hung up: the server's middleware says so, like on every route
     except (ConnectionError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
         raise BodyRefused(400, "body cut off") from None
     if len(body) > MAX_BODY_BYTES:
