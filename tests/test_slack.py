@@ -392,6 +392,17 @@ async def test_mention_is_answered_in_a_thread_once(slack: Slack):
     assert state is not None and state.transcript[0].text.startswith("SCIM provisioning")  # mention stripped
 
 
+async def test_a_mention_or_helpdesk_message_without_a_timestamp_starts_no_conversation(slack: Slack):
+    """Found by mypy: an event without ts made the conversation id end in ':None'."""
+    text = f"<@{BOT_USER_ID}> SCIM provisioning from Okta can't be enabled in the CMA"
+    await slack.event({"type": "app_mention", "channel": OTHER, "user": ADMIN, "text": text, "team": TEAM_ID})
+    await slack.event({"type": "message", "channel": HELPDESK, "user": ADMIN, "text": "new hires never show up in Cato via SCIM", "channel_type": "channel"})
+    await slack.fake.settle()
+    assert slack.posts() == []
+    for channel in (OTHER, HELPDESK):
+        assert await slack.runtime.engine.state(f"slack:{TEAM_ID}:{channel}:None") is None
+
+
 async def test_direct_message_is_always_answered(slack: Slack):
     dm = "D0ADMIN"
     await slack.message("hi", channel=dm, channel_type="im")

@@ -99,7 +99,9 @@ class Listeners(Escalation):
             return  # DMs arrive as message.im and are answered there
         team = team_of(body, context, event)
         thread_ts = event.get("thread_ts") or event.get("ts")
-        conv = thread_conversation(team, channel, thread_ts)
+        if not thread_ts:
+            return  # no timestamp: nothing to thread the answer under (never a "…:None" conversation)
+        conv = thread_conversation(team, channel, str(thread_ts))
         text = strip_mention(event.get("text") or "", bot_user)
         msg = Incoming(channel="slack", conversation_id=conv, user_id=event["user"], text=text, directed=True, once=self._delivery_keys(body, event))
         await self._converse(msg, Place(channel, thread_ts), user=event["user"])
@@ -120,7 +122,7 @@ class Listeners(Escalation):
             if bot_user and f"<@{bot_user}" in text:
                 return  # the app_mention event answers it
             if in_thread:
-                conv = thread_conversation(team, channel, thread_ts)
+                conv = thread_conversation(team, channel, str(thread_ts))
                 state = await self.engine.state(conv)
                 if state is None and not (bot_user and event.get("parent_user_id") == bot_user):
                     return  # somebody else's thread
@@ -129,7 +131,7 @@ class Listeners(Escalation):
                 # whose conversation the store lost is ours too (the runtime says it was lost).
                 directed = state is None or state.phase not in ("closed", "off-topic")
                 place = Place(channel, thread_ts)
-            elif channel in self.settings.slack_channel_ids:
+            elif channel in self.settings.slack_channel_ids and ts:
                 conv, place, directed = thread_conversation(team, channel, ts), Place(channel, ts), False
             else:
                 return
@@ -246,7 +248,7 @@ class Listeners(Escalation):
         if conv is None and channel and message_ts:
             conv = thread_conversation(team, channel, container_thread) if container_thread else (dm_conversation(team, channel) if channel.startswith("D") else None)
         ref = parse_conversation(conv)
-        if conv is None or ref is None or ref.team != team or not value:
+        if conv is None or ref is None or ref.team != team or not value or not user:
             log.warning("slack click without a conversation", extra={"user": pseudonymise(user)})
             return
         # Show the answer and remove the buttons right away, before the engine runs.
