@@ -445,7 +445,15 @@ def run_server(args: argparse.Namespace) -> int:
             print(f"scim-help: invalid configuration:\n  SCIM_HELP_DATA_DIR: {problem}", file=sys.stderr)
             return 2
     if settings.workers > 1:
-        return _run_workers(settings)
+        from bot.workers import run_workers
+
+        return run_workers(
+            settings,
+            serve=_serve,
+            knowledge_error=_knowledge_error,
+            listen_error=_listen_error,
+            preload=lambda: [_optional_channel(name) for name in ("slack", "teams", "web")],
+        )
     try:
         runtime = Runtime.create(settings)
     except KnowledgeError as exc:
@@ -492,123 +500,6 @@ def _serve(settings: Settings, runtime: Runtime, sock: socket.socket, port: int,
         handle_signals=True,
     )
     log.info("stopped", extra={"worker": worker} if worker else None)
-
-
-# ---- several worker processes ------------------------------------------------------------------------
-
-
-def _reuseport_socket(host: str, port: int, listen: bool) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(1024)
-    return sock
-
-
-def _run_workers(settings: Settings) -> int:
-    """`settings.workers` processes, each a complete server (its own event loop, runtime and store
-    connection) listening on the same port with SO_REUSEPORT; the kernel spreads connections over them.
-    Conversation state, locks and de-duplication live in the shared store, so any worker can take any
-    request. This process only supervises: SIGTERM/SIGINT are passed on (each worker drains its turns in
-    flight), and when a worker dies the others are stopped and the exit status says so, for the
-    supervisor (docker, Kubernetes, systemd) to restart the whole server. Workers die with it, even on
-    SIGKILL (PR_SET_PDEATHSIG)."""
-    import os
-    import signal
-
-    from knowledge.loader import KnowledgeError, load_pack
-
-    if not hasattr(socket, "SO_REUSEPORT"):
-        print("scim-help: --workers needs SO_REUSEPORT (Linux); run one worker per container instead", file=sys.stderr)
-        return 2
-    try:
-        load_pack(settings.knowledge)  # fail here, once, with the readable message
-    except KnowledgeError as exc:
-        return _knowledge_error(exc)
-    try:
-        # Bound but not listening: resolves port 0 and holds the port; takes no connections.
-        holder = _reuseport_socket(settings.host, settings.port, listen=False)
-    except OSError as exc:
-        return _listen_error(settings, exc)
-    port = holder.getsockname()[1]
-    # Heavy imports once, before forking: the workers share those pages and start faster.
-    for name in ("slack", "teams", "web"):
-        _optional_channel(name)
-
-    children: dict[int, int] = {}
-    for n in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:  # the worker
-            status = 1
-            try:
-                _die_with_parent()
-                # Own process group: a terminal's Ctrl+C reaches the supervisor only, which passes on one
-                # SIGTERM (two signals would cut a worker's graceful shutdown short).
-                os.setpgid(0, 0)
-                holder.close()
-                runtime = Runtime.create(settings)
-                sock = _reuseport_socket(settings.host, port, listen=True)
-                _serve(settings, runtime, sock, port, worker=str(n))
-                status = 0
-            except web.GracefulExit:
-                status = 0
-            except BaseException:  # a worker reports and exits, never returns into the parent's code
-                log.exception("worker failed", extra={"worker": str(n)})
-            finally:
-                os._exit(status)
-        children[pid] = n
-    log.info("workers started", extra={"workers": settings.workers, "port": port})
-
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        for pid in list(children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    failed = False
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        worker = children.pop(pid, None)
-        code = os.waitstatus_to_exitcode(status)
-        if not stopping:
-            log.error("worker exited; stopping the others", extra={"worker": str(worker), "status": code})
-            failed = True
-            stop(signal.SIGTERM, None)
-    holder.close()
-    log.info("stopped")
-    return 1 if failed else 0
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the supervisor dies, so no orphan keeps serving the port."""
-    import ctypes
-    import os
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _data_dir_problem(settings: Settings) -> str | None:

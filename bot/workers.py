@@ -1,0 +1,142 @@
+"""`scim-help serve --workers N`: N server processes on one port, and the supervisor that runs them.
+
+Each worker is a complete server (its own event loop, runtime and store connection) listening on the same
+port with SO_REUSEPORT; the kernel spreads connections over them. Conversation state, locks and
+de-duplication live in the shared store, so any worker can take any request. This process only
+supervises: SIGTERM/SIGINT are passed on (each worker drains its turns in flight), and when a worker dies
+the others are stopped and the exit status says so, for the supervisor (docker, Kubernetes, systemd) to
+restart the whole server. Workers die with it, even on SIGKILL (PR_SET_PDEATHSIG).
+
+The server module hands in what a worker runs (`serve`) and how start-up errors are reported, so this
+module imports nothing of the HTTP server.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge.loader import KnowledgeError, load_pack
+
+log = logging.getLogger("scim_help.server")
+
+Serve = Callable[[Settings, Runtime, socket.socket, int, str], None]
+
+
+def reuseport_socket(host: str, port: int, listen: bool) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(1024)
+    return sock
+
+
+def run_workers(
+    settings: Settings,
+    *,
+    serve: Serve,
+    knowledge_error: Callable[[KnowledgeError], int],
+    listen_error: Callable[[Settings, OSError], int],
+    preload: Callable[[], Any],
+) -> int:
+    if not hasattr(socket, "SO_REUSEPORT"):
+        print("scim-help: --workers needs SO_REUSEPORT (Linux); run one worker per container instead", file=sys.stderr)
+        return 2
+    try:
+        load_pack(settings.knowledge)  # fail here, once, with the readable message
+    except KnowledgeError as exc:
+        return knowledge_error(exc)
+    try:
+        # Bound but not listening: resolves port 0 and holds the port; takes no connections.
+        holder = reuseport_socket(settings.host, settings.port, listen=False)
+    except OSError as exc:
+        return listen_error(settings, exc)
+    port = holder.getsockname()[1]
+    preload()  # heavy imports once, before forking: the workers share those pages and start faster
+    children = {_fork_worker(settings, serve, holder, port, n): n for n in range(settings.workers)}
+    log.info("workers started", extra={"workers": settings.workers, "port": port})
+    failed = _supervise(children)
+    holder.close()
+    log.info("stopped")
+    return 1 if failed else 0
+
+
+def _fork_worker(settings: Settings, serve: Serve, holder: socket.socket, port: int, n: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1  # the worker: it reports and exits, never returns into the parent's code
+    try:
+        _die_with_parent()
+        # Own process group: a terminal's Ctrl+C reaches the supervisor only, which passes on one SIGTERM
+        # (two signals would cut a worker's graceful shutdown short).
+        os.setpgid(0, 0)
+        holder.close()
+        runtime = Runtime.create(settings)
+        sock = reuseport_socket(settings.host, port, listen=True)
+        serve(settings, runtime, sock, port, str(n))
+        status = 0
+    except web.GracefulExit:
+        status = 0
+    except BaseException:
+        log.exception("worker failed", extra={"worker": str(n)})
+    finally:
+        os._exit(status)
+
+
+def _supervise(children: dict[int, int]) -> bool:
+    """Pass SIGTERM/SIGINT on to the workers; when one dies unasked, stop the others. True if one failed."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        worker = children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if not stopping:
+            log.error("worker exited; stopping the others", extra={"worker": str(worker), "status": code})
+            failed = True
+            stop(signal.SIGTERM, None)
+    return failed
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the supervisor dies, so no orphan keeps serving the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
