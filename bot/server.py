@@ -452,7 +452,7 @@ def run_server(args: argparse.Namespace) -> int:
             serve=_serve,
             knowledge_error=_knowledge_error,
             listen_error=_listen_error,
-            preload=lambda: [_optional_channel(name) for name in ("slack", "teams", "web")],
+            preload=lambda: (_optional_channel("slack"), _optional_channel("teams"), _optional_channel("web")),
         )
     try:
         runtime = Runtime.create(settings)
