@@ -405,11 +405,6 @@ def fallback(text: str) -> str:
     return clip(user_text(text), FALLBACK_TEXT)
 
 
-def render(reply: Reply, **options: Any) -> Message:
-    """One reply as one message."""
-    return Message(render_reply(reply, **options), fallback_text(reply))
-
-
 def render_replies(replies: list[Reply], **options: Any) -> list[Message]:
     """A turn's replies packed into as few messages as Slack allows (50 blocks each), in order. Keys are
     the reply's index in the turn, so action ids stay unique within every message."""

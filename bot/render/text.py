@@ -36,7 +36,3 @@ def render_plain(reply: Reply, ansi: bool = False) -> str:
     if ansi:
         return _BOLD.sub("\x1b[1m\\1\x1b[0m", text)
     return text
-
-
-def strip_bold(text: str) -> str:
-    return _BOLD.sub(r"\1", text)
