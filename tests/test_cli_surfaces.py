@@ -8,11 +8,9 @@ import json
 import os
 import pty
 import re
-import select
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from bot.cli import DESCRIPTION, main
 from bot.events import Choice, Reply, Turn
 from bot.terminal import _show, wrap
+from tests.support.terminal import read_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -90,25 +89,6 @@ def test_wrapping_keeps_numbers_hanging_long_words_whole_and_ticket_lines_as_the
     assert wrap(body, None) == body  # not a terminal: no wrapping at all
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out waiting for {needle!r}; got {out[-800:]!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
 def _screen(raw: bytes) -> str:
     return ANSI.sub("", raw.decode("utf-8", "replace")).replace("\r", "")
 
@@ -136,11 +116,11 @@ def test_chat_in_a_narrow_terminal_wraps_at_words_and_asks_did_that_fix_it_once(
     os.close(child)
     screens: list[str] = []
     try:
-        screens.append(_screen(_read_until(main_fd, b"you> ")))
+        screens.append(_screen(read_until(main_fd, b"you> ")))
         # New users are not working -> the e-mail field is empty -> Entra: the cause, then "Did that fix it?"
         for label in ("New users are added to CMA", "Empty or invalid", "Microsoft Entra ID"):
             os.write(main_fd, _number_of(screens[-1], label).encode() + b"\n")
-            screens.append(_screen(_read_until(main_fd, b"you> ")))
+            screens.append(_screen(read_until(main_fd, b"you> ")))
         os.write(main_fd, b"quit\n")
         proc.wait(timeout=30)
     finally:

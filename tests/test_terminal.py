@@ -5,37 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from bot.state import State
 from bot.store.sqlite import SQLiteStore
+from tests.support.terminal import read_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out waiting for {needle!r}; got {out[-500:]!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
 
 
 def _chat(tmp_path: Path, conversation: str, pastes: list[bytes]) -> State:
@@ -49,10 +29,10 @@ def _chat(tmp_path: Path, conversation: str, pastes: list[bytes]) -> State:
     )
     os.close(child)
     try:
-        _read_until(main, b"you> ")
+        read_until(main, b"you> ")
         for paste in pastes:
             os.write(main, paste)  # one burst, as a terminal delivers a paste
-            _read_until(main, b"you> ")
+            read_until(main, b"you> ")
         os.write(main, b"quit\n")
         proc.wait(timeout=30)
     finally:
