@@ -96,6 +96,14 @@ class TicketStep(BaseModel):
     answer: str
 
 
+# What a ticket without the pack's labels shows (Ticket.label).
+TICKET_LABEL_DEFAULTS = {
+    "account": "Account", "idp": "Identity provider", "upns": "Affected UPNs", "groups": "IdP groups",
+    "symptom": "Symptom", "topic": "Reported problem", "cause": "Suspected cause", "why": "Why escalated",
+    "steps": "Troubleshooting steps taken", "ruled_out": "Causes ruled out", "attach": "Please attach",
+}
+
+
 class Ticket(BaseModel):
     """The support ticket prefilled from the conversation (see bot/ticket.py for how it is built)."""
 
@@ -117,6 +125,11 @@ class Ticket(BaseModel):
     # Every heading and field label of the ticket, from the pack (bot/ticket.py TICKET_LABELS): each view of
     # the ticket — Markdown, Slack, Teams, web — shows these words and no others.
     labels: dict[str, str] = Field(default_factory=dict)
+
+    def label(self, key: str, default: str | None = None) -> str:
+        """The heading or field label `key` as the pack names it; for a ticket built without the pack's
+        labels (by hand, or before they existed), `default` or the plain English one."""
+        return self.labels.get(key) or default or TICKET_LABEL_DEFAULTS[key]
     transcript: list[str] = Field(default_factory=list)
     body: str = ""  # Markdown, ready to paste into the Cato support form
 

@@ -301,14 +301,14 @@ def render_reply(
                 blocks.append({"type": "section", "fields": fields})
             # The ticket rendered (why, steps, what was ruled out, what to attach), then the text to copy.
             if t.why:
-                blocks += sections(f"*{escape(_label(t, 'why'))}:* {user_text(t.why)}")
+                blocks += sections(f"*{escape(t.label('why'))}:* {user_text(t.why)}")
             if t.steps:
                 lines = [f"{i}. *{user_text(st.check)}:* {user_text(st.answer)}" for i, st in enumerate(t.steps, 1)]
-                blocks += sections(f"*{escape(_label(t, 'steps'))}*\n" + "\n".join(lines), max_sections=4)
+                blocks += sections(f"*{escape(t.label('steps'))}*\n" + "\n".join(lines), max_sections=4)
             if t.ruled_out:
-                blocks += sections(f"*{escape(_label(t, 'ruled_out'))}*\n" + "\n".join(f"• {user_text(c)}" for c in t.ruled_out))
+                blocks += sections(f"*{escape(t.label('ruled_out'))}*\n" + "\n".join(f"• {user_text(c)}" for c in t.ruled_out))
             if t.attachments:
-                blocks += sections(f"*{escape(_label(t, 'attach'))}*\n" + "\n".join(f"• {user_text(a)}" for a in t.attachments))
+                blocks += sections(f"*{escape(t.label('attach'))}*\n" + "\n".join(f"• {user_text(a)}" for a in t.attachments))
             if t.body:
                 blocks += code_blocks(t.body)
     else:
@@ -348,30 +348,18 @@ def steps_text(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-# What a ticket built before the pack named its labels (or by hand) shows.
-_DEFAULT_LABELS = {
-    "account": "Account", "idp": "Identity provider", "upns": "Affected UPNs", "groups": "IdP groups",
-    "symptom": "Symptom", "topic": "Reported problem", "cause": "Suspected cause", "why": "Why escalated",
-    "steps": "Troubleshooting steps taken", "ruled_out": "Causes ruled out", "attach": "Please attach",
-}
-
-
-def _label(ticket: Ticket, key: str) -> str:
-    return ticket.labels.get(key) or _DEFAULT_LABELS[key]
-
-
 def ticket_fields(ticket: Ticket) -> list[dict[str, Any]]:
     none = "_not provided_"
     pairs = [
-        (_label(ticket, "account"), ticket.account or none),
-        (_label(ticket, "idp"), ticket.idp or none),
-        (_label(ticket, "upns"), ", ".join(ticket.upns) if ticket.upns else none),
-        (_label(ticket, "groups"), ", ".join(ticket.groups) if ticket.groups else none),
+        (ticket.label("account"), ticket.account or none),
+        (ticket.label("idp"), ticket.idp or none),
+        (ticket.label("upns"), ", ".join(ticket.upns) if ticket.upns else none),
+        (ticket.label("groups"), ", ".join(ticket.groups) if ticket.groups else none),
     ]
     if ticket.symptom_title:
-        pairs.append((_label(ticket, "topic" if ticket.topic else "symptom"), ticket.symptom_title))
+        pairs.append((ticket.label("topic" if ticket.topic else "symptom"), ticket.symptom_title))
     if ticket.cause_title:
-        pairs.append((_label(ticket, "cause"), ticket.cause_title))
+        pairs.append((ticket.label("cause"), ticket.cause_title))
     return [field(label, value) for label, value in pairs][:MAX_FIELDS]
 
 

@@ -218,31 +218,19 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
     return blocks
 
 
-# What a ticket made before the pack named its labels shows (and what a Ticket built by hand shows).
-_DEFAULT_LABELS = {
-    "account": "Account", "idp": "Identity provider", "upns": "Affected UPNs", "groups": "IdP groups",
-    "symptom": "Symptom", "topic": "Reported problem", "cause": "Cause", "why": "Why escalated",
-    "steps": "Troubleshooting steps taken", "ruled_out": "Causes ruled out", "attach": "Please attach",
-}
-
-
-def _label(ticket: Ticket, key: str) -> str:
-    return ticket.labels.get(key) or _DEFAULT_LABELS[key]
-
-
 def _ticket_facts(ticket: Ticket, *, markdown: bool = True) -> list[dict[str, str]]:
     none = "—"
     show = user_text if markdown else str
     facts = [
-        {"title": _label(ticket, "account"), "value": show(ticket.account) if ticket.account else none},
-        {"title": _label(ticket, "idp"), "value": show(ticket.idp) if ticket.idp else none},
-        {"title": _label(ticket, "upns"), "value": show(", ".join(ticket.upns)) if ticket.upns else none},
-        {"title": _label(ticket, "groups"), "value": show(", ".join(ticket.groups)) if ticket.groups else none},
-        {"title": _label(ticket, "topic" if ticket.topic else "symptom"), "value": ticket.symptom_title or ticket.symptom or none},
-        {"title": _label(ticket, "cause"), "value": ticket.cause_title or "not identified"},
+        {"title": ticket.label("account"), "value": show(ticket.account) if ticket.account else none},
+        {"title": ticket.label("idp"), "value": show(ticket.idp) if ticket.idp else none},
+        {"title": ticket.label("upns"), "value": show(", ".join(ticket.upns)) if ticket.upns else none},
+        {"title": ticket.label("groups"), "value": show(", ".join(ticket.groups)) if ticket.groups else none},
+        {"title": ticket.label("topic" if ticket.topic else "symptom"), "value": ticket.symptom_title or ticket.symptom or none},
+        {"title": ticket.label("cause", "Cause"), "value": ticket.cause_title or "not identified"},
     ]
     if ticket.why:
-        facts.append({"title": _label(ticket, "why"), "value": ticket.why})
+        facts.append({"title": ticket.label("why"), "value": ticket.why})
     return facts
 
 
@@ -260,11 +248,11 @@ def _ticket_section(title: str, items: list[str], numbered: bool = False) -> Blo
 def _ticket_blocks(ticket: Ticket, support_url: str | None, link_label: str | None = None) -> list[Block]:
     blocks: list[Block] = [[{"type": "FactSet", "facts": _ticket_facts(ticket), "spacing": "Medium"}]]
     if ticket.steps:
-        blocks.append(_ticket_section(_label(ticket, "steps"), [f"{s.check}: {s.answer}" for s in ticket.steps], numbered=True))
+        blocks.append(_ticket_section(ticket.label("steps"), [f"{s.check}: {s.answer}" for s in ticket.steps], numbered=True))
     if ticket.ruled_out:
-        blocks.append(_ticket_section(_label(ticket, "ruled_out"), ticket.ruled_out))
+        blocks.append(_ticket_section(ticket.label("ruled_out"), ticket.ruled_out))
     if ticket.attachments:
-        blocks.append(_ticket_section(_label(ticket, "attach"), ticket.attachments))
+        blocks.append(_ticket_section(ticket.label("attach"), ticket.attachments))
     if ticket.body:
         blocks.append([_text_block("Ticket text — copy this into the support form:", weight="Bolder", spacing="Medium")])
         lines = [line for line in ticket.body.split("\n")]
