@@ -7,15 +7,14 @@ not) do with it. They run on the memory store — the store backends are held by
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from bot.engine import Engine
 from bot.events import Incoming, Turn
-from bot.state import State
 from bot.store.memory import MemoryStore
 from knowledge.loader import load_pack
+from tests.support.chat import Chat
 
 BUNDLE = load_pack()
 
@@ -23,58 +22,6 @@ BUNDLE = load_pack()
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine(BUNDLE, MemoryStore())
-
-
-class Chat:
-    def __init__(self, engine: Engine, channel: str = "test"):
-        self.engine = engine
-        self.cid = f"{channel}:{uuid.uuid4().hex}"
-        self.channel = channel
-        self.turns: list[Turn] = []
-
-    async def say(self, text: str) -> Turn:
-        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, text=text))
-        self.turns.append(turn)
-        return turn
-
-    async def click(self, choice: str) -> Turn:
-        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, choice=choice))
-        self.turns.append(turn)
-        return turn
-
-    async def state(self) -> State:
-        s = await self.engine.state(self.cid)
-        assert s is not None
-        return s
-
-    @property
-    def last(self) -> Turn:
-        return self.turns[-1]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(r.text for r in self.turns[-1].replies)
-
-    def choices(self) -> list[str]:
-        return [c.id for r in self.turns[-1].replies for c in r.choices]
-
-    def question(self):
-        return next(r for r in self.turns[-1].replies if r.kind == "question")
-
-    async def until_check(self, check_id: str, limit: int = 8) -> None:
-        """Answer "not sure" (or the IdP) until the bot asks `check_id`."""
-        for _ in range(limit):
-            s = await self.state()
-            if s.pending and s.pending.kind == "check" and s.pending.id == check_id:
-                return
-            assert s.pending is not None, s
-            if s.pending.kind == "idp":
-                await self.click("idp:entra")
-                continue
-            check = BUNDLE.checks[s.pending.id or ""]
-            unsure = next(a for a in check.answers if a.kind == "unsure")
-            await self.click(f"{check.id}:{unsure.id}")
-        raise AssertionError(f"never asked {check_id}")
 
 
 async def walk_to_resolution(chat: Chat, idp: str) -> Turn:
@@ -112,7 +59,7 @@ async def test_a_plain_scim_report_is_never_called_off_topic(engine, report):
     chat = Chat(engine)
     turn = await chat.say(report)
     assert turn.phase != "off-topic"
-    assert "doesn't look like" not in chat.text
+    assert "doesn't look like" not in chat.text()
     if turn.phase == "clarifying":
         # In the domain but unclear: the symptom picker, every symptom offered.
         assert set(chat.choices()) >= set(BUNDLE.symptoms)
@@ -283,7 +230,7 @@ async def test_stale_and_double_clicks_do_not_answer_twice(engine):
     assert first.probing not in (None, "credentials-mismatch")
     again = await chat.click("test-connection:succeeds")  # the same button, clicked twice
     assert again.probing == first.probing
-    assert "already answered" in chat.text
+    assert "already answered" in chat.text()
     state = await engine.state(chat.cid)
     assert [f.check for f in state.findings].count("test-connection") == 1
     assert state.questions == 2
@@ -310,7 +257,7 @@ async def test_a_complaint_about_the_wrong_idp_shows_the_right_steps_and_is_not_
     assert s.outcome is None and s.phase == "resolving", "a complaint is never “fixed”"
     assert s.idp == "onelogin"
     assert any(r.kind == "resolution" for r in turn.replies), "the steps again, in OneLogin's words"
-    assert "glad" not in chat.text.lower()
+    assert "glad" not in chat.text().lower()
 
 
 async def test_it_is_fixed_in_other_words(engine):

@@ -19,6 +19,7 @@ from bot.events import Incoming, Turn
 from bot.store.memory import MemoryStore
 from knowledge.loader import load_pack
 from tests.conftest import open_store
+from tests.support.chat import Chat
 
 BUNDLE = load_pack()
 PAIRS = pairs(BUNDLE)
@@ -33,36 +34,6 @@ def store() -> MemoryStore:
 @pytest.fixture
 def engine(store) -> Engine:
     return Engine(BUNDLE, store)
-
-
-class Chat:
-    """A conversation driven the way an adapter would drive it."""
-
-    def __init__(self, engine: Engine, cid: str | None = None, channel: str = "test"):
-        self.engine = engine
-        self.cid = cid or f"test:{uuid.uuid4().hex}"
-        self.channel = channel
-        self.turns: list[Turn] = []
-
-    async def say(self, text: str, directed: bool = True) -> Turn:
-        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, text=text, directed=directed))
-        self.turns.append(turn)
-        return turn
-
-    async def click(self, choice: str) -> Turn:
-        turn = await self.engine.handle(Incoming(channel=self.channel, conversation_id=self.cid, choice=choice))
-        self.turns.append(turn)
-        return turn
-
-    @property
-    def last(self) -> Turn:
-        return self.turns[-1]
-
-    def choices(self) -> list[str]:
-        return [c.id for r in self.last.replies for c in r.choices]
-
-    def text(self) -> str:
-        return "\n".join(r.text for r in self.last.replies)
 
 
 async def walk_to_cause(chat: Chat, truth: str, idp: str = "entra", limit: int = 12) -> Turn:
