@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.engine_bench import percentile  # noqa: E402
 from bench.oracle import field_answer, truthful_answer  # noqa: E402
 from bot.events import Incoming  # noqa: E402
 from bot.graph import Looker  # noqa: E402
@@ -146,7 +147,6 @@ async def evaluate(cases_path: Path = DEFAULT_CASES) -> dict[str, Any]:
 
     looked = sum(r["looked"] for r in with_graph)
     quoted = sum(r["quoted"] for r in with_graph)
-    ms = sorted(turn_ms)
     return {
         "cases": len(cases),
         "mean_questions_connected": mean(with_graph, "questions"),
@@ -156,8 +156,8 @@ async def evaluate(cases_path: Path = DEFAULT_CASES) -> dict[str, Any]:
         "cause_accuracy_without": sum(r["cause_ok"] for r in without) / max(1, len(without)),
         "findings_looked_up": looked,
         "findings_quoting_source": quoted,
-        "turn_p50_ms": ms[len(ms) // 2] if ms else float("nan"),
-        "turn_p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))] if ms else float("nan"),
+        "turn_p50_ms": percentile(turn_ms, 50),
+        "turn_p99_ms": percentile(turn_ms, 99),
         "rows": [{**a, "questions_without": b["questions"]} for a, b in zip(with_graph, without)],
     }
 
