@@ -3,7 +3,7 @@ fields asked one at a time; the feedback question; help and the commands."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from bot.engine.context import Ctx, clip
 from bot.events import Choice, Reply
@@ -26,18 +26,17 @@ class Handoff:
     # ---- endings ---------------------------------------------------------------------------------
 
     def resolved(self, ctx: Ctx) -> None:
-        s = ctx.state
-        s.outcome = "resolved"
-        s.phase = "closed"
-        ctx.add(Reply(kind="info", text=self.d.words.say("fixed-thanks", s.idp)))
-        self.d.prompts.feedback.ask(ctx)
+        self._close(ctx, "resolved", "fixed-thanks")
 
     def close_answered(self, ctx: Ctx) -> None:
         """The finding is that it works as designed: nothing to fix, and a ticket only if asked for."""
+        self._close(ctx, "answered", "as-designed-close")
+
+    def _close(self, ctx: Ctx, outcome: Literal["resolved", "answered"], message: str) -> None:
         s = ctx.state
-        s.outcome = "answered"
+        s.outcome = outcome
         s.phase = "closed"
-        ctx.add(Reply(kind="info", text=self.d.words.say("as-designed-close", s.idp)))
+        ctx.add(Reply(kind="info", text=self.d.words.say(message, s.idp)))
         self.d.prompts.feedback.ask(ctx)
 
     def escalate(self, ctx: Ctx, say: str | None, reason: str) -> None:
