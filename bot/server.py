@@ -109,7 +109,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             metrics.errors.labels(error_kind(exc)).inc()
         if isinstance(exc, StoreUnavailable):
             metrics.store_up.set(0)
-        log.warning("store unavailable", extra={"path": _logged_path(request.path), "error": type(exc).__name__})
+        # The reason names no conversation (the stores' messages carry no keys): "conversation lock busy"
+        # or the backend's own error.
+        log.warning("store unavailable", extra={"path": _logged_path(request.path), "error": type(exc).__name__, "reason": str(exc)[:160]})
         return _json_error(503, "unavailable", POLITE_503, headers={"Retry-After": "5"})
     except asyncio.CancelledError:
         raise

@@ -337,7 +337,7 @@ def test_concurrent_turns_in_one_conversation_are_serialised(stack_with_workers:
     cid = stack.chat(text=REPORT).json()["conversation"]
     with ThreadPoolExecutor(12) as pool:
         statuses = list(pool.map(lambda i: stack.chat(cid, text="help" if i % 2 else "show ticket").status, range(n)))
-    assert statuses == [200] * n
+    assert statuses == [200] * n, stack.srv.log()[-4000:]
     state = stack.state(cid)
     assert state["turns"] == n + 1  # no lost update
     assert admin_entries(stack, cid) == n + 1

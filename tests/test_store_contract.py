@@ -466,3 +466,51 @@ async def test_sqlite_files_are_private_whatever_the_umask(tmp_path, umask):
         other.close()
     finally:
         os.umask(old)
+
+
+async def test_lock_stays_exclusive_and_live_when_arrivals_meet_releases(store):
+    """Arrivals timed to meet releases: a waiter must never lose its place (the lock object for a key
+    dropped while someone is about to wait on it), nor may two turns hold one key at once."""
+    import random
+
+    key = f"busy-{uuid.uuid4().hex}"
+    await store.save(key, "0", ttl=60)
+    rng = random.Random(7)
+    inside = 0
+    most = 0
+
+    async def turn(delay: float) -> None:
+        nonlocal inside, most
+        await asyncio.sleep(delay)
+        async with store.hold(key, timeout=20) as held:
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0)
+            held.save(str(int(held.data) + 1), ttl=60)
+            inside -= 1
+
+    await asyncio.gather(*(turn(rng.random() * 0.2) for _ in range(150)))
+    assert most == 1
+    assert await store.load(key) == "150"
+
+
+async def test_keyed_locks_forget_a_key_once_nobody_holds_or_waits_and_release_only_their_own():
+    from bot.store.keyed import KeyedLocks
+
+    locks = KeyedLocks()
+    first = await locks.acquire("k", 1)
+    waiter = asyncio.create_task(locks.acquire("k", 5))
+    await asyncio.sleep(0.01)
+    with pytest.raises(TimeoutError):
+        await locks.acquire("k", 0.05)  # a timed-out waiter leaves no trace
+    first()
+    first()  # twice is harmless: it cannot release the waiter's hold
+    second = await waiter
+    assert len(locks) == 1
+    with pytest.raises(TimeoutError):
+        await locks.acquire("k", 0.05)
+    second()
+    assert len(locks) == 0
+    third = await locks.acquire("k", 0.05)
+    third()
+    assert len(locks) == 0

@@ -21,7 +21,7 @@ The contract tests in tests/test_store_contract.py run against every backend.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
@@ -179,10 +179,14 @@ class Store(abc.ABC):
         pass
 
 
+def _nothing() -> None:
+    pass
+
+
 class Lease:
     """A conversation lease taken by a LeasedStore: what `give_back` and `abandon` need."""
 
-    __slots__ = ("store", "key", "token", "held", "claims", "claim_ttl", "purge")
+    __slots__ = ("store", "key", "token", "held", "claims", "claim_ttl", "purge", "release_local")
 
     def __init__(self, store: LeasedStore, key: str, token: str, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
         self.store = store
@@ -192,6 +196,8 @@ class Lease:
         self.claims = tuple(claims)
         self.claim_ttl = claim_ttl
         self.purge = False
+        # Lets this process's next task for the key in (backends that queue their own tasks first).
+        self.release_local: Callable[[], None] = _nothing
 
     async def give_back(self, records: Sequence[Record] = ()) -> None:
         await self.store._give_back(self, records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -10,13 +9,14 @@ from contextlib import asynccontextmanager
 
 from bot.store.base import Held, Record, Store, park
 from bot.store.inbox import Inbox, MemoryInbox
+from bot.store.keyed import KeyedLocks, Release
 
 
 class _MemoryLease:
     """A hold of the memory store: its asyncio lock is held until `give_back` or `abandon`."""
 
-    def __init__(self, store: MemoryStore, key: str, lock: asyncio.Lock, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
-        self.store, self.key, self.lock, self.held = store, key, lock, held
+    def __init__(self, store: MemoryStore, key: str, release: Release, held: Held, claims: Sequence[str], claim_ttl: int) -> None:
+        self.store, self.key, self.release, self.held = store, key, release, held
         self.claims, self.claim_ttl = tuple(claims), claim_ttl
 
     async def give_back(self, records: Sequence[Record] = ()) -> None:
@@ -29,10 +29,10 @@ class _MemoryLease:
             for claim in self.claims:
                 await store.claim(claim, self.claim_ttl)
         finally:
-            self.lock.release()
+            self.release()
 
     async def abandon(self) -> None:
-        self.lock.release()
+        self.release()
 
 
 class MemoryStore(Store):
@@ -42,7 +42,7 @@ class MemoryStore(Store):
         self._data: dict[str, tuple[str, float]] = {}
         self._claims: dict[str, float] = {}
         self._records: dict[str, dict[str, str]] = defaultdict(dict)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
         self._inboxes: dict[str, MemoryInbox] = {}
 
     async def load(self, key: str) -> str | None:
@@ -60,20 +60,18 @@ class MemoryStore(Store):
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        lock = self._locks[key]
-        await asyncio.wait_for(lock.acquire(), timeout)
+        release = await self._locks.acquire(key, timeout)
         try:
             yield
         finally:
-            lock.release()
+            release()
 
     @asynccontextmanager
     async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
-        lock = self._locks[key]
-        await asyncio.wait_for(lock.acquire(), timeout)
+        release = await self._locks.acquire(key, timeout)
         now = time.time()
         held = Held(await self.load(key), not any(self._claims.get(k, 0) > now for k in claims))
-        lease = _MemoryLease(self, key, lock, held, claims, claim_ttl)
+        lease = _MemoryLease(self, key, release, held, claims, claim_ttl)
         try:
             yield held
         except BaseException:

@@ -112,7 +112,7 @@ class RedisStore(LeasedStore):
             if got[0]:
                 return Lease(self, key, token, Held(got[2] if len(got) > 2 else None, bool(got[1])), claims, claim_ttl)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"conversation lock busy: {key}")
+                raise TimeoutError("conversation lock busy")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -129,7 +129,7 @@ class RedisStore(LeasedStore):
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         if not kept:
-            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {lease.key}")
+            raise TimeoutError("conversation lease ran out before the turn finished; nothing written")
 
     async def _abandon(self, lease: Lease) -> None:
         keys = [self._k("lock", lease.key), self._k("conv", lease.key)]

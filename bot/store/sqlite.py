@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.private import private_dir, private_sqlite
 from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
+from bot.store.keyed import KeyedLocks
 
 if TYPE_CHECKING:
     from bot.store.sqlite_inbox import SQLiteInbox
@@ -93,7 +94,7 @@ class SQLiteStore(LeasedStore):
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
-        self._local_locks: dict[str, asyncio.Lock] = {}
+        self._local = KeyedLocks()
         self._owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
         self._writes = 0
 
@@ -165,21 +166,22 @@ class SQLiteStore(LeasedStore):
         """Tasks of this process queue on an asyncio lock; processes compete for the lease row. Taking the
         lease, reading the conversation and checking the claims is one call on the DB thread, and so is
         writing it back (with the claims) and dropping the lease."""
-        local = self._local_locks.setdefault(key, asyncio.Lock())
         deadline = time.monotonic() + timeout
-        await asyncio.wait_for(local.acquire(), timeout)
+        release = await self._local.acquire(key, timeout)
         try:
             delay = 0.002
             while True:
                 got, data, fresh = await self._run(lambda c: self._try_lease(c, key, load, claims))
                 if got:
-                    return Lease(self, key, self._owner, Held(data, fresh), claims, claim_ttl)
+                    lease = Lease(self, key, self._owner, Held(data, fresh), claims, claim_ttl)
+                    lease.release_local = release
+                    return lease
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"conversation lock busy: {key}")
+                    raise TimeoutError("conversation lock busy")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
         except BaseException:
-            self._release_local(key, local)
+            release()
             raise
 
     async def _give_back(self, lease: Lease, records: Sequence[Record] = ()) -> None:
@@ -192,22 +194,15 @@ class SQLiteStore(LeasedStore):
             await self._drop_lease_quietly(key)
             raise
         finally:
-            self._release_local(key, self._local_locks.get(key))
+            lease.release_local()
         if not kept:
-            raise TimeoutError(f"conversation lease ran out before the turn finished; nothing written: {key}")
+            raise TimeoutError("conversation lease ran out before the turn finished; nothing written")
 
     async def _abandon(self, lease: Lease) -> None:
         try:
             await self._drop_lease_quietly(lease.key)
         finally:
-            self._release_local(lease.key, self._local_locks.get(lease.key))
-
-    def _release_local(self, key: str, local: asyncio.Lock | None) -> None:
-        if local is None or not local.locked():
-            return
-        local.release()
-        if not local.locked() and not getattr(local, "_waiters", None):
-            self._local_locks.pop(key, None)
+            lease.release_local()
 
     def _try_lease(self, c: sqlite3.Connection, key: str, load: bool, claims: Sequence[str] = ()) -> tuple[bool, str | None, bool]:
         """(lease taken, the conversation if `load`, none of the claims taken) in one transaction."""
