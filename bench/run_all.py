@@ -1,11 +1,12 @@
 """Every benchmark in one run, written to bench/RESULTS.md (`./dev bench`).
 
-    python -m bench.run_all [--quick] [--workers N] [--skip classify,engine,http] [--out bench/RESULTS.md]
+    python -m bench.run_all [--quick] [--workers N] [--skip classify,engine,graph,http] [--out bench/RESULTS.md]
 
 1. classification — accuracy and latency of scim-help and the MiniLM nearest-neighbour baseline, side by
    side (bench.classify_eval.evaluate);
 2. engine — per-turn latency on SQLite and Redis, mean questions-to-cause (bench.engine_bench.evaluate);
-3. HTTP — signed Slack events and Teams activities against `scim-help serve`, open and closed loop, with
+3. Graph — questions to the cause with a connected tenant (a local HTTPS fake of Graph; bench.graph_bench);
+4. HTTP — signed Slack events and Teams activities against `scim-help serve`, open and closed loop, with
    peak RSS (bench.http_load).
 
 RESULTS.md gets the command line, the machine (CPU, cores, RAM, Python, package versions), every number,
@@ -109,27 +110,59 @@ def _mark(ok: bool) -> str:
 # ---- sections --------------------------------------------------------------------------------------------
 
 
+# The engine case sets and what each is for (bench/engine_bench.py); the targets of issue #13 are judged on
+# the held-out set only.
+ENGINE_SETS = {
+    "engine_cases.jsonl": "written with the first pack",
+    "engine_cases_v2.jsonl": "stress: wrong symptoms named",
+    "engine_cases_v3.jsonl": "development (failures read)",
+    "engine_cases_v4.jsonl": "held-out (never read)",
+}
+HELD_OUT_SET = "engine_cases_v4.jsonl"
+QUESTIONS_TARGET = 1.0
+CAUSE_TARGET = 0.95
+
+
 def section_engine(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, str]]]:
-    s = res["summary"]
-    targets = []
+    targets: list[tuple[str, bool, str]] = []
     out = ["## Engine", ""]
     out += [
-        f"Mean questions-to-cause over {s['cases']} cases: **{_f(s['mean_questions_to_cause'])}** "
-        f"(opening with evidence {_f(s['mean_questions_evidence'])}, without {_f(s['mean_questions_no_evidence'])}; "
-        f"walking the playbook top to bottom: {_f(s['playbook_walk_mean_questions'])}). "
-        f"Cause accuracy {_f(100 * s['cause_accuracy'], 1)}%, symptom accuracy {_f(100 * s['symptom_accuracy'], 1)}%.",
+        "Questions-to-cause: check questions a simulated admin (bench/oracle.py) answered before the bot named a cause; "
+        "\"walk\" is a person asking every check of the flow in the pack's order. Foreign words: replies to one IdP's admin "
+        "that carry another console's terms.",
         "",
-        "| store | turns | p50 ms | p99 ms | max ms | target p99 <= 10 ms |",
-        "|---|---|---|---|---|---|",
+        "| case set | cases | mean questions | with evidence | without | walk | cause accuracy | symptom/topic accuracy | foreign words |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for name, s in res["sets"].items():
+        if not s:
+            continue
+        out.append(
+            f"| {name} — {ENGINE_SETS.get(name, '')} | {s['cases']} | **{_f(s['mean_questions_to_cause'])}** | {_f(s['mean_questions_evidence'])} | "
+            f"{_f(s['mean_questions_no_evidence'])} | {_f(s['playbook_walk_mean_questions'])} | {_f(100 * s['cause_accuracy'], 1)}% | "
+            f"{_f(100 * s['symptom_accuracy'], 1)}% | {s['foreign_console_words']} |"
+        )
+    held = res["sets"].get(HELD_OUT_SET)
+    if held:
+        out += ["", f"Held-out set ({HELD_OUT_SET}) by IdP:", "", "| IdP | cases | cause accuracy | mean questions |", "|---|---|---|---|"]
+        for idp, row in held["by_idp"].items():
+            out.append(f"| {idp} | {row['cases']} | {_f(100 * row['cause_accuracy'], 1)}% | {_f(row['mean_questions'])} |")
+        q, c = held["mean_questions_to_cause"], held["cause_accuracy"]
+        targets.append((f"mean questions-to-cause <= {QUESTIONS_TARGET:g} (held-out engine cases)", q <= QUESTIONS_TARGET, _f(q)))
+        targets.append((f"cause accuracy >= {100 * CAUSE_TARGET:g}% (held-out engine cases)", c >= CAUSE_TARGET, f"{_f(100 * c, 1)}%"))
+    leaks = sum(s["foreign_console_words"] for s in res["sets"].values() if s)
+    targets.append(("zero replies with another IdP's console words (every case set)", leaks == 0, str(leaks)))
+    out += ["", "| store | case set | turns | p50 ms | p99 ms | max ms | target p99 <= 10 ms |", "|---|---|---|---|---|---|---|"]
     for row in res["latency"]:
         if "error" in row:
-            out.append(f"| {row['store']} | — | — | — | — | {row['error']} |")
+            out.append(f"| {row['store']} | {row.get('cases', '')} | — | — | — | — | {row['error']} |")
             targets.append((f"per-turn p99 ({row['store']})", False, row["error"]))
             continue
         ok = row["p99_ms"] <= TURN_P99_MS
-        out.append(f"| {row['store']} | {row['turns']} | {_f(row['p50_ms'])} | {_f(row['p99_ms'])} | {_f(row['max_ms'])} | {_mark(ok)} |")
-        targets.append((f"per-turn p99 <= {TURN_P99_MS:g} ms ({row['store']})", ok, f"{_f(row['p99_ms'])} ms"))
+        out.append(f"| {row['store']} | {row['cases']} | {row['turns']} | {_f(row['p50_ms'])} | {_f(row['p99_ms'])} | {_f(row['max_ms'])} | {_mark(ok)} |")
+    for store in sorted({r["store"] for r in res["latency"] if "error" not in r}):
+        worst = max(r["p99_ms"] for r in res["latency"] if r["store"] == store and "error" not in r)
+        targets.append((f"per-turn p99 <= {TURN_P99_MS:g} ms ({store}, worst case set)", worst <= TURN_P99_MS, f"{_f(worst)} ms"))
     out.append("")
     return out, targets
 
@@ -214,7 +247,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (2 s per rate, no baseline): a smoke test, not numbers to publish")
     ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "sqlite=2,redis=2"), help="server processes for the HTTP bench: N or per store (default 2 each: one per core, as docker-compose runs Redis)")
-    ap.add_argument("--skip", default="", help="comma-separated: classify, engine, http")
+    ap.add_argument("--skip", default="", help="comma-separated: classify, engine, graph, http")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write every number as JSON")
     return ap.parse_args(argv)
@@ -274,6 +307,33 @@ def _http(args: argparse.Namespace, report: dict[str, Any]) -> Section:
     return section_http(res)
 
 
+def _graph(args: argparse.Namespace, report: dict[str, Any]) -> Section:
+    print("== graph ==", flush=True)
+    from bench import graph_bench
+
+    res = asyncio.run(graph_bench.evaluate())
+    report["graph"] = res
+    graph_bench.print_report(res)
+    r = res
+    out = [
+        "## Graph (tenant connected, local HTTPS fake of Microsoft Graph)",
+        "",
+        f"{r['cases']} Entra cases whose report carries no evidence, each against a fake tenant in the state its cause "
+        "implies (bench/graph_bench.py).",
+        "",
+        "| | connected | without Graph |",
+        "|---|---|---|",
+        f"| mean questions to the cause | **{_f(r['mean_questions_connected'])}** | {_f(r['mean_questions_without'])} |",
+        f"| cause accuracy | {_f(100 * r['cause_accuracy_connected'], 1)}% | {_f(100 * r['cause_accuracy_without'], 1)}% |",
+        f"| UPN requests per case (not counted as questions) | {_f(r['mean_upn_requests'])} | — |",
+        f"| findings looked up / quoting their source | {r['findings_looked_up']} / {r['findings_quoting_source']} | — |",
+        f"| turn p50 / p99 ms (looking included) | {_f(r['turn_p50_ms'], 1)} / {_f(r['turn_p99_ms'], 1)} | — |",
+        "",
+    ]
+    ok = r["mean_questions_connected"] <= graph_bench.TARGET
+    return out, [(f"mean questions to cause <= {graph_bench.TARGET:g} with a connected tenant (Graph)", ok, _f(r["mean_questions_connected"]))]
+
+
 def _with_targets(lines: list[str], targets: list[tuple[str, bool, str]]) -> list[str]:
     """The targets table right after the machine facts, so the first screen says what matters."""
     summary = ["## Targets", "", "| target | result | measured |", "|---|---|---|"]
@@ -293,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": facts}
     lines = _header(facts, argv)
     targets: list[tuple[str, bool, str]] = []
-    for name, run in (("classify", _classify), ("engine", _engine), ("http", _http)):
+    for name, run in (("classify", _classify), ("engine", _engine), ("graph", _graph), ("http", _http)):
         if name not in skip:
             sec, t = run(args, report)
             lines += sec

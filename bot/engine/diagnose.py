@@ -179,7 +179,7 @@ class Diagnosis:
 
     def next_check(self, s: State, weights: dict[str, float]) -> Check | None:
         """The check that most likely settles the cause; the flow's `ask_first` checks before any other
-        while they can still tell something. Checks this IdP's console does not have are left out."""
+        while they can still settle a cause. Checks this IdP's console does not have are left out."""
         flow = self.d.kb.flows[s.flow or ""]
         total = sum(weights.values()) or 1.0
         looker = self.d.looker
@@ -194,7 +194,10 @@ class Diagnosis:
             # A check the connected tenant can answer costs the admin nothing: look those up before
             # asking anything, even the flow's ask-first question.
             free = looker is not None and check.id not in s.looked and looker.can_look(s, check.id)
-            if check.id in flow.ask_first and first is None:
+            # An ask-first check goes first only while it can still settle a standing cause: forcing a
+            # question that only narrows things down costs every admin a question; it is asked when it
+            # is the most useful one left.
+            if check.id in flow.ask_first and first is None and any(a.confirms and weights.get(a.confirms, 0) > 0 for a in check.answers):
                 first = check
             key = (free, utility, -order)  # likelihood first; the pack's order breaks ties
             if best is None or key > best[:3]:
