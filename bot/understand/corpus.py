@@ -30,7 +30,13 @@ CORPUS_DIR = ROOT / "knowledge" / "corpus"
 # Fixed before any model was trained (issue #12): train = the old dev set (w0), a new admin (w1), a terse
 # Slack user (w3), a log paster (w5); dev = an MSP (w2); heldout = a non-native speaker (w4), a manager /
 # identity engineer (w6).
-SPLITS: dict[str, str] = {"w0": "train", "w1": "train", "w3": "train", "w5": "train", "w2": "dev", "w4": "heldout", "w6": "heldout"}
+# Added later, to train only (the evaluation splits stay as they were): a service-desk agent relaying
+# second-hand reports (w7), an admin typing on a phone (w8), an admin who describes exactly what the
+# console shows (w9).
+SPLITS: dict[str, str] = {
+    "w0": "train", "w1": "train", "w3": "train", "w5": "train", "w2": "dev", "w4": "heldout", "w6": "heldout",
+    "w7": "train", "w8": "train", "w9": "train",
+}
 WRITERS = {
     "w0": "the project's own labelled set (tests/data/classify.jsonl before issue #12)",
     "w1": "a new admin",
@@ -39,6 +45,9 @@ WRITERS = {
     "w4": "a non-native speaker",
     "w5": "someone who pastes logs",
     "w6": "a manager / identity engineer",
+    "w7": "a service-desk agent relaying what users said",
+    "w8": "an admin typing fast on a phone",
+    "w9": "an admin who describes exactly what the console shows",
 }
 # The out-of-playbook SCIM topics (knowledge issue); the pack's `topics:` are used instead when it has them.
 TOPICS = (
@@ -268,13 +277,53 @@ def import_corpus(src: Path, old: Path | None, dest: Path = CORPUS_DIR) -> dict[
     return stats
 
 
+def add_writer(src: Path, writer: str, dest: Path = CORPUS_DIR, bundle: Any = None) -> dict[str, Any]:
+    """Append one new writer's folder (reports.jsonl, replies.jsonl) to the corpus, in the writer's split
+    (SPLITS). A text already in the corpus, in any split, is dropped, so nothing leaks into an evaluation
+    split; a cause on a line that is not a symptom is dropped (causes go on symptom lines: a topic names its
+    own causes). Prints counts only."""
+    if writer not in SPLITS:
+        raise SystemExit(f"writer '{writer}' has no split: add it to SPLITS first")
+    split = SPLITS[writer]
+    symptoms = {s.id for s in bundle.pack.symptoms} if bundle is not None else set()
+    stats: dict[str, Any] = {"writer": writer, "split": split}
+    for kind in ("reports", "replies"):
+        have = read_jsonl(dest / f"{kind}.jsonl")
+        if any(r.get("writer") == writer for r in have):
+            raise SystemExit(f"writer '{writer}' is already in {kind}.jsonl")
+        keys = {(r.get("prompt", "") if kind == "replies" else "", norm_key(r["text"])) for r in have}
+        added = dropped = uncaused = 0
+        with open(dest / f"{kind}.jsonl", "a", encoding="utf-8") as fh:
+            for r in read_jsonl(Path(src) / f"{kind}.jsonl"):
+                key = (r.get("prompt", "") if kind == "replies" else "", norm_key(r["text"]))
+                if key in keys:
+                    dropped += 1
+                    continue
+                keys.add(key)
+                if kind == "reports" and r.get("cause") and symptoms and r.get("label") not in symptoms:
+                    r = {**r, "cause": None}
+                    uncaused += 1
+                fh.write(json.dumps({**r, "writer": writer, "split": split}, ensure_ascii=False) + "\n")
+                added += 1
+        stats[kind] = {"added": added, "dropped_duplicates": dropped, "cause_dropped_off_symptom": uncaused}
+    return stats
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bot.understand.corpus")
     sub = ap.add_subparsers(dest="cmd", required=True)
     imp = sub.add_parser("import", help="import writers' folders (w1..w6) into knowledge/corpus/")
     imp.add_argument("src")
     imp.add_argument("--old", help="the old labelled set (classify.jsonl) to import as w0; default: keep w0 as it is")
+    add = sub.add_parser("add", help="append one new writer's folder (reports.jsonl, replies.jsonl) in its split")
+    add.add_argument("src")
+    add.add_argument("--writer", required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "add":
+        from knowledge.loader import load_pack
+
+        print(json.dumps(add_writer(Path(args.src), args.writer, bundle=load_pack()), indent=1))
+        return 0
     if args.cmd == "import":
         stats = import_corpus(Path(args.src), Path(args.old) if args.old else None)
         print(json.dumps(stats, indent=1))
