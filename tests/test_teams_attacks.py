@@ -12,6 +12,7 @@ Everything stays on 127.0.0.0/8; each test sends a bounded number of requests an
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -345,3 +346,16 @@ async def test_the_k8s_configmap_serves_no_unauthenticated_teams_endpoint(make_r
         await client.close()
     # With an app id the same configuration serves Teams, authenticated.
     assert Settings(**{k: v for k, v in data.items() if v != ""}, MicrosoftAppId=APP_ID, MicrosoftAppPassword="x").teams_enabled
+
+
+def test_a_huge_sender_name_does_not_make_the_reply_too_big_to_send():
+    from bot.channels.teams.connector import NAME_MAX, message
+
+    incoming = {
+        "from": {"id": "29:admin", "name": "n" * 30000},
+        "recipient": {"id": "28:bot", "name": "b" * 30000},
+        "conversation": {"id": "a:1"},
+    }
+    out = message(text="hello", incoming=incoming).model_dump(by_alias=True, exclude_none=True)
+    assert len(json.dumps(out)) < 2000
+    assert out["recipient"]["name"] == "n" * NAME_MAX and out["from"]["id"] == "28:bot"

@@ -73,13 +73,23 @@ def _dict_at(incoming: dict, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# A display name is only a courtesy in a reply; copied at any length, a sender's 30,000-character name
+# made the reply itself larger than Teams takes (413 MessageSizeTooBig), so the answer was never sent.
+NAME_MAX = 256
+
+
+def _name(account: dict[str, Any]) -> str | None:
+    name = account.get("name")
+    return name[:NAME_MAX] if isinstance(name, str) else None
+
+
 def _address(activity: MessageActivityInput, incoming: dict) -> None:
     """From the bot, to the user, in the incoming activity's conversation (as Teams expects)."""
     bot, user, conv = (_dict_at(incoming, k) for k in ("recipient", "from", "conversation"))
     if isinstance(bot.get("id"), str):
-        activity.from_ = Account(id=bot["id"], name=bot.get("name") if isinstance(bot.get("name"), str) else None)
+        activity.from_ = Account(id=bot["id"], name=_name(bot))
     if isinstance(user.get("id"), str):
-        activity.recipient = Account(id=user["id"], name=user.get("name") if isinstance(user.get("name"), str) else None)
+        activity.recipient = Account(id=user["id"], name=_name(user))
     if isinstance(conv.get("id"), str):
         activity.conversation = ConversationAccount(id=conv["id"])
 
