@@ -220,6 +220,7 @@ class Embedded:
 
         from bench.minilm import MiniLM
         from bot.understand.model import DEFAULT_THRESHOLDS
+        from bot.understand.train import cause_rows
 
         self.enc = MiniLM()
         self.symptoms = [s.id for s in bundle.pack.symptoms]
@@ -228,9 +229,7 @@ class Embedded:
         train = [r for r in reports if r["split"] == "train"]
         X = self.enc.embed([r["text"] for r in train])
         self.label = LogisticRegression(C=C, max_iter=5000, class_weight="balanced", random_state=12).fit(X, [r["label"] for r in train])
-        cidx = [i for i, r in enumerate(train) if r["label"] != "off-topic"]
-        syms = set(self.symptoms)
-        yc = [(train[i].get("cause") or "none") if train[i]["label"] in syms else "none" for i in cidx]
+        cidx, yc = cause_rows(train, bundle)  # the same rows as the shipped cause head
         self.cause = LogisticRegression(C=C, max_iter=5000, class_weight="balanced", random_state=12).fit(X[cidx], yc)
 
     def probs(self, text: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -348,6 +347,7 @@ def evaluate(embeddings: bool = True, baseline: bool | None = None) -> dict[str,
     approaches.append(Linear(bundle, tr.build(bundle, tr.Config(**{**base, "combine": False})), True, "(d) n-gram + cue features"))
     d = Linear(bundle, tr.build(bundle, tr.Config(**{**base, "combine": True})), True, "(d) average of (b) and n-gram + cue")
     approaches.append(d)
+    approaches.append(Linear(bundle, tr.build(bundle, tr.Config(**{**base, "combine": "split"})), True, "(d) in-domain from the average, symptom from (b)"))
     res["train_s"] = time.perf_counter() - t0
     if embeddings:
         try:

@@ -197,9 +197,14 @@ class Model:
             e = np.exp(zz - zz.max())
             e /= e.sum()
             probs[n] = {c: float(x) for c, x in zip(h.classes, e)}
-        if "label" in probs and "label_ngram" in probs and self.meta.get("config", {}).get("combine", True):
+        combine = self.meta.get("config", {}).get("combine", True)
+        if "label" in probs and "label_ngram" in probs and combine:
             a, c = probs["label"], probs["label_ngram"]
             label = {k: (a[k] + c.get(k, 0.0)) / 2 for k in a}
+            if combine == "split":
+                # Whether the message is ours from the average (the cue features keep chatter out); which
+                # symptom or topic from the n-gram head alone (it generalises better to new voices).
+                label = _split(label.get(OFF_TOPIC, 0.0), c)
         else:
             label = probs.get("label") or probs["label_ngram"]
         return label, probs.get("cause", {})
@@ -207,6 +212,12 @@ class Model:
     def act(self, norm: str, kind: str | None, prompt_id: str | None, dense: dict[str, float] | None = None) -> dict[str, float]:
         feats = self.features(norm, "reply", prompt_tokens(kind, prompt_id))
         return self.proba("act", feats, dense)
+
+
+def _split(p_off: float, inner_from: dict[str, float]) -> dict[str, float]:
+    inner = {k: v for k, v in inner_from.items() if k != OFF_TOPIC}
+    z = sum(inner.values()) or 1.0
+    return {OFF_TOPIC: p_off, **{k: (1.0 - p_off) * v / z for k, v in inner.items()}}
 
 
 def cue_features(c, n_words: int) -> dict[str, float]:

@@ -102,6 +102,11 @@ class Reader:
             in_domain, symptoms, symptom = self._domain(c, context)
             confident = bool(c.in_domain and self.clf.ambient_ok(c))
             domain_score = c.domain_score
+        typed = self._typed_flow(norm)
+        if typed is not None:
+            # A symptom or topic id typed as it is shown ("users-not-working please"): exact text, no judgement.
+            in_domain, confident = True, True
+            symptom, topic = (typed, None) if typed in self._symptom_ids else (None, typed)
         evidence = self._evidence(c, plain, context, cause_p if in_domain or context.symptom else {})
         pasted = [e for e in evidence if e.via != "statement" and not e.rules_out]
         if pasted and self.errors_in_domain != "none" and (self.errors_in_domain == "all" or any(self._specific(e) for e in pasted)):
@@ -193,6 +198,10 @@ class Reader:
             act=act,  # type: ignore[arg-type]
             act_confidence=round(act_conf, 3) if act != "unclear" else 0.0,
         )
+
+    def _typed_flow(self, norm: str) -> str | None:
+        found = [i for i in (*self._symptom_ids, *self._topic_ids) if "-" in i and re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", norm)]
+        return found[0] if len(found) == 1 else None
 
     def classify(self, text: str) -> dict:
         """`scim-help classify`'s JSON line for one message."""

@@ -38,7 +38,10 @@ SEED = 12
 # topic has a 0.4 share — on dev 87.8% of the named reports answered, 99.3% of them with the right one, no
 # off-topic or unclear message answered (0.15 / 0.6, the first defaults: 89.7% / 100% / none, but answering
 # "okta users missing" unasked, with no word for Cato or SCIM).
-THRESHOLDS: dict[str, float] = {"off": 0.3, "symptom": 0.0, "topic": 0.0, "cause": 0.6, "ambient-off": 0.05, "ambient-top": 0.4}
+#
+# With the w7-w9 writers in train, the cause head learns from single-cause topic lines too (cause_rows) and
+# needs P >= 0.5 (dev: 91.8% named, 3.3% spurious).
+THRESHOLDS: dict[str, float] = {"off": 0.3, "symptom": 0.0, "topic": 0.0, "cause": 0.5, "ambient-off": 0.05, "ambient-top": 0.4}
 
 
 @dataclass
@@ -52,8 +55,9 @@ class Config:
     # The cue scorer's outputs as dense features of a second label head ("d" in the bench), and their scale.
     dense: bool = True
     dense_scale: float = 0.5
-    # The label is the average of the n-gram head and the n-gram + cue head (when both are trained).
-    combine: bool = True
+    # The label is the average of the n-gram head and the n-gram + cue head (when both are trained); "split":
+    # off-topic or not from the average, the symptom or topic from the n-gram head.
+    combine: bool | str = "split"
     class_weight: str | None = "balanced"
     # The shipped artefact: trained on train + dev once every choice was made on dev with train-only models
     # (bench/classify_eval.py compares approaches that way); the held-out writers are never trained on.
@@ -64,6 +68,30 @@ class Config:
 
 def norm_of(text: str) -> str:
     return message_forms(scrub_secrets(as_text(text)))[2]
+
+
+def cause_rows(reports: list[dict[str, Any]], bundle) -> tuple[list[int], list[str]]:
+    """The cause head's rows and targets: symptom lines with their cause ("none" where they pin none),
+    unclear lines as "none", and the lines of a topic that has a single cause as that cause. A topic with
+    several causes says nothing about which, so its lines are left out; taking every topic line as "none"
+    (before the w7-w9 writers) taught the head that a quarantined job or an empty e-mail is no evidence.
+    On dev with train-only models: 91.8% of pinned causes named with 3.3% spurious at P >= 0.5, against
+    90.9% / 5.5% at the old choice (topic lines as "none", P >= 0.6)."""
+    symptoms = {s.id for s in bundle.pack.symptoms}
+    single = {t.id: t.causes[0].cause for t in bundle.pack.topics if len(t.causes) == 1}
+    idx: list[int] = []
+    targets: list[str] = []
+    for i, r in enumerate(reports):
+        label = r["label"]
+        if label in symptoms or label == corp.UNCLEAR:
+            target = (r.get("cause") or "none") if label in symptoms else "none"
+        elif label in single:
+            target = single[label]
+        else:
+            continue
+        idx.append(i)
+        targets.append(target)
+    return idx, targets
 
 
 def dense_names(bundle) -> list[str]:
@@ -165,7 +193,6 @@ def train(bundle, config: Config | None = None, corpus_dir: Path = corp.CORPUS_D
     vocab, idf, X = _vectorise(docs, cfg.min_df)
     dense_rows = [cue_features(classifier.classify_plain(message_forms(scrub_secrets(r["text"]))[1]), len(n.split())) for r, n in zip(reports, norms)] if cfg.dense else None
     Xd = _with_dense(X, dense_rows, names, cfg.dense_scale)
-    symptoms = {s.id for s in bundle.pack.symptoms}
     ylabel = [r["label"] for r in reports]
     heads: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {"report.idf": idf}
@@ -176,9 +203,7 @@ def train(bundle, config: Config | None = None, corpus_dir: Path = corp.CORPUS_D
         classes, W, b = fit_head(Xd, ylabel, cfg.C_label, cfg.class_weight)
         heads["label"] = {"classes": classes, "featuriser": "report", "dense": names, "dense_scale": cfg.dense_scale}
         arrays["label.W"], arrays["label.b"] = W, b
-    # Cause: on in-domain lines (symptom, unclear, topic); "none" where the line pins none.
-    cidx = [i for i, r in enumerate(reports) if r["label"] != corp.OFF_TOPIC]
-    ycause = [reports[i].get("cause") or "none" if reports[i]["label"] in symptoms else "none" for i in cidx]
+    cidx, ycause = cause_rows(reports, bundle)
     classes, W, b = fit_head(X[cidx], ycause, cfg.C_cause, cfg.class_weight)
     heads["cause"] = {"classes": classes, "featuriser": "report", "dense": [], "dense_scale": 1.0}
     arrays["cause.W"], arrays["cause.b"] = W, b
