@@ -33,8 +33,9 @@ OTHER = "C0GENERAL"
 ESCALATION = "C0ESCALATE"
 ADMIN = "U0ADMIN"
 SUPPORT = "https://support.example.com/new-case"
-# A helpdesk-channel message the engine is confident about (ambient answers need a clear SCIM problem).
-SCIM_PROBLEM = "SCIM provisioning from Entra to Cato: new hires never show up in the CMA users directory"
+# A helpdesk-channel message the engine is confident about (ambient answers need a clear SCIM problem), and
+# about which symptom: "new hires never show up" alone could also be read as no users at all.
+SCIM_PROBLEM = "SCIM provisioning from Entra to Cato: new hires never show up in the CMA users directory, the rest synced fine"
 # The admin's own words when addressing the bot directly (slash command): no confidence bar.
 NEW_HIRES = "new hires never show up in Cato since we set up scim"
 

@@ -16,13 +16,13 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.private import private_dir, private_sqlite
 from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
+from bot.store.db_thread import DBThread
 from bot.store.keyed import KeyedLocks
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class SQLiteStore(LeasedStore):
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db = DBThread("sqlite-store")
         self._conn: sqlite3.Connection | None = None
         self._local = KeyedLocks()
         self._owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
@@ -114,14 +114,17 @@ class SQLiteStore(LeasedStore):
             self._conn = conn
         return self._conn
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """`fn` on the DB thread; `urgent` work (recording an event before it is acknowledged) goes ahead
+        of queued turns."""
+
         def call() -> T:
             try:
                 return fn(self._connect())
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.wrap_future(self._db.submit(call, urgent=urgent))
 
     # -- conversations -----------------------------------------------------------------------------
 
@@ -334,5 +337,5 @@ class SQLiteStore(LeasedStore):
                 self._conn.close()
                 self._conn = None
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, q)
-        self._executor.shutdown(wait=True)
+        await asyncio.wrap_future(self._db.submit(q))
+        await asyncio.get_running_loop().run_in_executor(None, self._db.shutdown)

@@ -55,7 +55,7 @@ class SQLiteInbox(Inbox):
                         waiting += 1
             return out
 
-        return await self.store._run(q)
+        return await self.store._run(q, urgent=True)  # the acknowledgement waits for this
 
     def _waiting(self, c: sqlite3.Connection, limit: int) -> int:
         """How many entries wait, exactly when it matters: the id span is an upper bound found through the

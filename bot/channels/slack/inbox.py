@@ -37,9 +37,10 @@ log = logging.getLogger("scim_help.slack")
 # Requests acknowledged but not yet finished, per process. Above capacity, Slack requests are acknowledged
 # faster than they are answered; unbounded, that backlog grew by thousands of turns (~17 KB each: RSS 200–270
 # MB in the closed-loop benchmark). At the bound a new request waits for room before its ack, so a client
-# that sends back to back is slowed to the answer rate. 1000 is 2–4 s of work for one worker, more than can
-# be answered within 2 s of arrival anyway.
-MAX_BACKLOG = 1000
+# that sends back to back is slowed to the answer rate. 500 is 1–2 s of work for one worker, about what can
+# be answered within 2 s of arrival anyway (1000 held ~8 MB more per process at the peak, which the Teams
+# SDK and the reader's model no longer leave room for under the 150 MB target).
+MAX_BACKLOG = 500
 # How long a request may wait for room. Slack gives up on an ack after 3 s and retries the event later.
 BACKLOG_WAIT = 2.0
 # Entries waiting in the store, all processes together, beyond which new requests are refused (Slack

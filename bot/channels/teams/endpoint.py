@@ -34,8 +34,9 @@ ROUTE = "/api/messages"
 MAX_ACTIVITIES_IN_PROGRESS = 16
 # Activities that may wait for one of those places. Waiting still costs an open request (~18 KB): beyond
 # this the activity is refused with a 503 and Teams delivers it again later (it also does so by itself when
-# a bot takes over 15 s). 1000 is 4–10 s of work for one worker, inside that window.
-MAX_ACTIVITIES_WAITING = 1000
+# a bot takes over 15 s). 500 is 2–5 s of work for one worker, well inside that window (1000 held ~9 MB
+# more per process at the peak).
+MAX_ACTIVITIES_WAITING = 500
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
