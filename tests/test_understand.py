@@ -299,3 +299,20 @@ def test_a_negated_error_is_no_evidence(reader: Reader) -> None:
 def test_department_change(reader: Reader) -> None:
     r = reader.read("changed the department in Entra, Cato still shows the old department", Context())
     assert r.symptom == "updates-not-reflected" and r.entities.attribute == "department"
+
+
+def test_a_yes_no_check_answered_in_unknown_words_is_taken_or_offered_back_never_guessed():
+    """Words no rule knows ("direct member, I'm looking at her right now") go to the answer-kind model: it
+    takes the option when sure, offers it back when it leans; a question stays a question."""
+    from bot.understand import Context, Option, PromptSpec, Reader
+    from knowledge.loader import load_pack
+
+    reader = Reader(load_pack())
+    check = reader.bundle.checks["direct-or-nested"]
+    spec = PromptSpec("check", check.id, tuple(Option(a.id, str(a.label), a.kind) for a in check.answers))
+    ctx = Context(pending=spec, symptom="additional-users-missing")
+    direct = reader.read("Direct member, I'm looking at her right now", ctx)
+    assert direct.act == "answer" and direct.reply is not None
+    assert direct.reply.option == "direct" or direct.reply.maybe == ("direct",)
+    question = reader.read("where do I see whether she is a direct member?", ctx)
+    assert question.act == "question" and (question.reply is None or question.reply.option is None)

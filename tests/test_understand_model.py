@@ -24,7 +24,7 @@ def test_artefact_matches_the_corpus() -> None:
 def test_artefact_loads_with_numpy_alone() -> None:
     model = Model.load()
     assert model is not None
-    assert set(model.heads) == {"label_ngram", "label", "cause", "act"}
+    assert set(model.heads) == {"label_ngram", "label", "cause", "act", "kind"}
     label, cause = model.report("new hires never show up in cato")
     assert abs(sum(label.values()) - 1.0) < 1e-4 and abs(sum(cause.values()) - 1.0) < 1e-4
     assert "sklearn" not in sys.modules and "torch" not in sys.modules

@@ -31,6 +31,7 @@ from bot.understand.reading import (
     Command,
     Context,
     Evidence,
+    PromptSpec,
     Reading,
     Reply,
     SymptomScore,
@@ -42,6 +43,9 @@ _NEGATED_SIG = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't
 
 
 _AUTO = object()
+# The acts the answer-kind head may turn into an answer: a reply read as an answer with no option, or not
+# read at all. One read as new information or an aside stays so (on dev the same options either way).
+KIND_ACTS = ("answer", "unclear")
 
 
 class Reader:
@@ -172,6 +176,8 @@ class Reader:
                 reply = self.replies.read(pending, norm, lines_plain, ent, act, None)
             elif act != "answer":
                 reply = None
+        if pending is not None and pending.kind == "check" and self.model is not None:
+            act, reply = self._answer_by_kind(pending, norm, act, reply)
         if act == "human" and "escalate" not in commands:
             commands = ("escalate", *commands)
 
@@ -198,6 +204,25 @@ class Reader:
             act=act,  # type: ignore[arg-type]
             act_confidence=round(act_conf, 3) if act != "unclear" else 0.0,
         )
+
+    def _answer_by_kind(self, pending: PromptSpec, norm: str, act: str, reply: Reply | None) -> tuple[str, Reply | None]:
+        """A check's reply no rule placed ("Direct member, I'm looking at her", "it's greyed out, can't run
+        it"): the answer-kind head (yes / no / unsure to the question as asked) takes the option of that
+        kind when it is sure, offers it back when it leans, and leaves questions, complaints and the rest
+        as they are."""
+        if act not in KIND_ACTS or (reply is not None and (reply.option or reply.maybe)):
+            return act, reply
+        assert self.model is not None
+        p = self.model.answer_kind(norm, pending.kind, pending.id)
+        if not p:
+            return act, reply
+        kind = max(p, key=p.__getitem__)
+        matching = [o.id for o in self.replies.options(pending) if o.kind == kind]
+        if len(matching) != 1 or p[kind] < self.t["kind-ask"]:
+            return act, reply
+        if p[kind] >= self.t["kind"]:
+            return "answer", Reply(option=matching[0], via="model")
+        return "answer", Reply(maybe=(matching[0],))
 
     def _typed_flow(self, norm: str) -> str | None:
         found = [i for i in (*self._symptom_ids, *self._topic_ids) if "-" in i and re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", norm)]

@@ -115,7 +115,7 @@ class Reply:
     value: str | tuple[str, ...] | None = None
     # Unsure between options: ask back in one line ("Do you mean: it shows an error?").
     maybe: tuple[str, ...] = ()
-    via: Literal["choice", "number", "label", "text", "none"] = "none"
+    via: Literal["choice", "number", "label", "text", "model", "none"] = "none"
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,23 @@ def cause_rows(reports: list[dict[str, Any]], bundle) -> tuple[list[int], list[s
     return idx, targets
 
 
+def answer_kinds(replies: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
+    """Rows and targets of the answer-kind head: answers whose option has a yes / no / unsure kind."""
+    idx: list[int] = []
+    kinds: list[str] = []
+    for i, r in enumerate(replies):
+        if r.get("act") != "answer" or not r.get("option"):
+            continue
+        spec = corp.PROMPTS[r["prompt"]]
+        if spec["kind"] != "check":
+            continue
+        kind = next((o[2] for o in spec["options"] if o[0] == r["option"]), None)
+        if kind in ("yes", "no", "unsure"):
+            idx.append(i)
+            kinds.append(kind)
+    return idx, kinds
+
+
 def dense_names(bundle) -> list[str]:
     names = ["domain", "in", "short"]
     names += ["sym:" + s.id for s in bundle.pack.symptoms]
@@ -218,6 +235,11 @@ def train(bundle, config: Config | None = None, corpus_dir: Path = corp.CORPUS_D
         rdocs.append(d)
     rvocab, ridf, RX = _vectorise(rdocs, cfg.min_df)
     act_classes, act_W, act_b = fit_head(RX, [r["act"] for r in replies], cfg.C_act, cfg.class_weight)
+    # The kind of answer (yes / no / unsure to the question as asked) of replies that answer a check by an
+    # option with such a kind: learnt across prompts, so it reads any yes/no check of the pack, not only
+    # the prompts the corpus has.
+    kidx, kinds = answer_kinds(replies)
+    kind_classes, kind_W, kind_b = fit_head(RX[kidx], kinds, cfg.C_act, cfg.class_weight)
 
     meta = {
         "version": 1,
@@ -230,9 +252,13 @@ def train(bundle, config: Config | None = None, corpus_dir: Path = corp.CORPUS_D
             "report": {"vocab": vocab, "char_min": cfg.char_min, "char_max": cfg.char_max},
             "reply": {"vocab": rvocab, "char_min": cfg.char_min, "char_max": cfg.char_max},
         },
-        "heads": {**heads, "act": {"classes": act_classes, "featuriser": "reply", "dense": [], "dense_scale": 1.0}},
+        "heads": {
+            **heads,
+            "act": {"classes": act_classes, "featuriser": "reply", "dense": [], "dense_scale": 1.0},
+            "kind": {"classes": kind_classes, "featuriser": "reply", "dense": [], "dense_scale": 1.0},
+        },
     }
-    arrays.update({"reply.idf": ridf, "act.W": act_W, "act.b": act_b})
+    arrays.update({"reply.idf": ridf, "act.W": act_W, "act.b": act_b, "kind.W": kind_W, "kind.b": kind_b})
     return meta, arrays
 
 
