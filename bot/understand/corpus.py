@@ -125,27 +125,44 @@ def validate(corpus_dir: Path = CORPUS_DIR, bundle=None) -> tuple[list[Problem],
     """Every problem (labels, causes, topics, acts, options, duplicates, leakage between splits, writers in
     one split each) and a summary of counts. Problems name file and line, never a held-out line's text."""
     corpus_dir = Path(corpus_dir)
-    symptoms: tuple[str, ...] = ()
-    causes: tuple[str, ...] = ()
-    topics: tuple[str, ...] = TOPICS
-    if bundle is not None:
-        symptoms = tuple(s.id for s in bundle.pack.symptoms)
-        causes = tuple(c.id for c in bundle.pack.causes)
-        pack_topics = getattr(bundle.pack, "topics", None)
-        if pack_topics:
-            topics = tuple(t.id for t in pack_topics)
-    labels = set(symptoms) | {UNCLEAR, OFF_TOPIC} | set(topics)
-    problems: list[Problem] = []
-    notes: list[Problem] = []
+    checker = _Checker(bundle)
     summary: dict[str, Any] = {}
-    writer_split: dict[str, str] = {}
-    seen_split: dict[str, tuple[str, int, str]] = {}
     for kind in ("reports", "replies"):
         path = corpus_dir / f"{kind}.jsonl"
         fname = f"knowledge/corpus/{kind}.jsonl"
         if not path.exists():
-            problems.append(Problem(fname, 0, "missing"))
+            checker.problems.append(Problem(fname, 0, "missing"))
             continue
+        summary[kind] = checker.file(kind, path, fname)
+    summary["writers"] = checker.writer_split
+    summary["notes"] = [str(x) for x in checker.notes]
+    return checker.problems, summary
+
+
+class _Checker:
+    """One validation run: the pack's ids to check labels against, and what the files seen so far hold
+    (writers' splits and texts are checked across both files)."""
+
+    def __init__(self, bundle: Any = None):
+        self.bundle = bundle
+        self.symptoms: tuple[str, ...] = ()
+        self.causes: tuple[str, ...] = ()
+        topics: tuple[str, ...] = TOPICS
+        if bundle is not None:
+            self.symptoms = tuple(s.id for s in bundle.pack.symptoms)
+            self.causes = tuple(c.id for c in bundle.pack.causes)
+            pack_topics = getattr(bundle.pack, "topics", None)
+            if pack_topics:
+                topics = tuple(t.id for t in pack_topics)
+        self.labels = set(self.symptoms) | {UNCLEAR, OFF_TOPIC} | set(topics)
+        self.problems: list[Problem] = []
+        self.notes: list[Problem] = []
+        # The split as a line gives it, even an unknown one (reported on its own): a writer's first line sets it.
+        self.writer_split: dict[str, Any] = {}
+        self.seen_split: dict[str, tuple[str, int, Any]] = {}
+
+    def file(self, kind: str, path: Path, fname: str) -> dict[str, dict[str, int]]:
+        """Checks every line of one file; returns its counts per split and label (or act)."""
         seen: dict[tuple[str, str], int] = {}
         counts: dict[str, dict[str, int]] = {}
         with open(path, encoding="utf-8") as fh:
@@ -155,68 +172,78 @@ def validate(corpus_dir: Path = CORPUS_DIR, bundle=None) -> tuple[list[Problem],
                 try:
                     row = json.loads(line)
                 except ValueError as exc:
-                    problems.append(Problem(fname, n, f"not JSON: {exc}"))
+                    self.problems.append(Problem(fname, n, f"not JSON: {exc}"))
                     continue
-                text, writer, split = row.get("text"), row.get("writer"), row.get("split")
+                text, split = row.get("text"), row.get("split")
                 if not isinstance(text, str) or not text.strip():
-                    problems.append(Problem(fname, n, "text: missing or empty"))
+                    self.problems.append(Problem(fname, n, "text: missing or empty"))
                     continue
-                if split not in ("train", "dev", "heldout"):
-                    problems.append(Problem(fname, n, f"split: unknown '{split}'"))
-                if not isinstance(writer, str) or not writer:
-                    problems.append(Problem(fname, n, "writer: missing"))
-                elif writer_split.setdefault(writer, split) != split:
-                    problems.append(Problem(fname, n, f"writer '{writer}' is in split '{split}' and '{writer_split[writer]}': a writer belongs to one split"))
-                elif writer in SPLITS and SPLITS[writer] != split:
-                    problems.append(Problem(fname, n, f"writer '{writer}' belongs to split '{SPLITS[writer]}', not '{split}'"))
-                key = norm_key(text)
-                ctx = row.get("prompt", "") if kind == "replies" else ""
-                if (ctx, key) in seen:
-                    problems.append(Problem(fname, n, f"duplicate text (first at line {seen[(ctx, key)]})"))
-                seen.setdefault((ctx, key), n)
-                # A reply is read with its prompt: "yes" to two different prompts is two items.
-                skey = f"{ctx}\x00{key}"
-                other = seen_split.get(skey)
-                if other and other[2] != split:
-                    problems.append(Problem(fname, n, f"text also in split '{other[2]}' ({other[0]}:{other[1]}): leakage between splits"))
-                seen_split.setdefault(skey, (fname, n, split))
-                if kind == "reports":
-                    label, cause = row.get("label"), row.get("cause")
-                    if label not in labels:
-                        problems.append(Problem(fname, n, f"label: unknown '{label}'"))
-                    if cause is not None:
-                        if causes and cause not in causes:
-                            problems.append(Problem(fname, n, f"cause: unknown '{cause}'"))
-                        if symptoms and label not in symptoms:
-                            problems.append(Problem(fname, n, f"cause '{cause}' on a '{label}' line: causes go on symptom lines only"))
-                        elif bundle is not None and label in bundle.symptoms and cause not in {w.cause for w in bundle.symptoms[label].causes}:
-                            # The writer's judgement (a scoping filter can keep out every user) against the
-                            # pack's graph: a note for the pack, not an error in the corpus.
-                            notes.append(Problem(fname, n, f"note: cause '{cause}' is not listed under symptom '{label}' in the pack"))
-                    if row.get("idp") not in (None, *IDPS):
-                        problems.append(Problem(fname, n, f"idp: unknown '{row.get('idp')}'"))
-                    if row.get("hard") and label != OFF_TOPIC:
-                        problems.append(Problem(fname, n, "hard: only off-topic lines are hard negatives"))
-                    bucket = str(label)
-                else:
-                    prompt, act, option = row.get("prompt"), row.get("act"), row.get("option")
-                    if prompt not in PROMPTS:
-                        problems.append(Problem(fname, n, f"prompt: unknown '{prompt}'"))
-                    if act not in ACTS:
-                        problems.append(Problem(fname, n, f"act: unknown '{act}'"))
-                    if prompt in PROMPTS and option is not None:
-                        ids = {o[0] for o in PROMPTS[prompt]["options"]}
-                        if ids and option not in ids:
-                            problems.append(Problem(fname, n, f"option: '{option}' is not an option of {prompt}"))
-                    if act == "skip" and prompt not in _SKIP_PROMPTS:
-                        problems.append(Problem(fname, n, f"act 'skip' answers a ticket field only, not {prompt}"))
-                    bucket = str(act)
+                self.placement(kind, fname, n, row, text, seen)
+                bucket = self.report(fname, n, row) if kind == "reports" else self.reply(fname, n, row)
                 counts.setdefault(str(split), {}).setdefault(bucket, 0)
                 counts[str(split)][bucket] += 1
-        summary[kind] = counts
-    summary["writers"] = writer_split
-    summary["notes"] = [str(x) for x in notes]
-    return problems, summary
+        return counts
+
+    def placement(self, kind: str, fname: str, n: int, row: dict[str, Any], text: str, seen: dict[tuple[str, str], int]) -> None:
+        """The line's split and writer, and its text once in the file and in one split only."""
+        problems = self.problems
+        writer, split = row.get("writer"), row.get("split")
+        if split not in ("train", "dev", "heldout"):
+            problems.append(Problem(fname, n, f"split: unknown '{split}'"))
+        if not isinstance(writer, str) or not writer:
+            problems.append(Problem(fname, n, "writer: missing"))
+        elif self.writer_split.setdefault(writer, split) != split:
+            problems.append(Problem(fname, n, f"writer '{writer}' is in split '{split}' and '{self.writer_split[writer]}': a writer belongs to one split"))
+        elif writer in SPLITS and SPLITS[writer] != split:
+            problems.append(Problem(fname, n, f"writer '{writer}' belongs to split '{SPLITS[writer]}', not '{split}'"))
+        key = norm_key(text)
+        ctx = row.get("prompt", "") if kind == "replies" else ""
+        if (ctx, key) in seen:
+            problems.append(Problem(fname, n, f"duplicate text (first at line {seen[(ctx, key)]})"))
+        seen.setdefault((ctx, key), n)
+        # A reply is read with its prompt: "yes" to two different prompts is two items.
+        skey = f"{ctx}\x00{key}"
+        other = self.seen_split.get(skey)
+        if other and other[2] != split:
+            problems.append(Problem(fname, n, f"text also in split '{other[2]}' ({other[0]}:{other[1]}): leakage between splits"))
+        self.seen_split.setdefault(skey, (fname, n, split))
+
+    def report(self, fname: str, n: int, row: dict[str, Any]) -> str:
+        """A report line's label, cause, IdP and hardness; returns the label it counts under."""
+        problems, symptoms, bundle = self.problems, self.symptoms, self.bundle
+        label, cause = row.get("label"), row.get("cause")
+        if label not in self.labels:
+            problems.append(Problem(fname, n, f"label: unknown '{label}'"))
+        if cause is not None:
+            if self.causes and cause not in self.causes:
+                problems.append(Problem(fname, n, f"cause: unknown '{cause}'"))
+            if symptoms and label not in symptoms:
+                problems.append(Problem(fname, n, f"cause '{cause}' on a '{label}' line: causes go on symptom lines only"))
+            elif bundle is not None and label in bundle.symptoms and cause not in {w.cause for w in bundle.symptoms[label].causes}:
+                # The writer's judgement (a scoping filter can keep out every user) against the
+                # pack's graph: a note for the pack, not an error in the corpus.
+                self.notes.append(Problem(fname, n, f"note: cause '{cause}' is not listed under symptom '{label}' in the pack"))
+        if row.get("idp") not in (None, *IDPS):
+            problems.append(Problem(fname, n, f"idp: unknown '{row.get('idp')}'"))
+        if row.get("hard") and label != OFF_TOPIC:
+            problems.append(Problem(fname, n, "hard: only off-topic lines are hard negatives"))
+        return str(label)
+
+    def reply(self, fname: str, n: int, row: dict[str, Any]) -> str:
+        """A reply line's prompt, act and option; returns the act it counts under."""
+        problems = self.problems
+        prompt, act, option = row.get("prompt"), row.get("act"), row.get("option")
+        if prompt not in PROMPTS:
+            problems.append(Problem(fname, n, f"prompt: unknown '{prompt}'"))
+        if act not in ACTS:
+            problems.append(Problem(fname, n, f"act: unknown '{act}'"))
+        if prompt in PROMPTS and option is not None:
+            ids = {o[0] for o in PROMPTS[prompt]["options"]}
+            if ids and option not in ids:
+                problems.append(Problem(fname, n, f"option: '{option}' is not an option of {prompt}"))
+        if act == "skip" and prompt not in _SKIP_PROMPTS:
+            problems.append(Problem(fname, n, f"act 'skip' answers a ticket field only, not {prompt}"))
+        return str(act)
 
 
 # ---- import ---------------------------------------------------------------------------------------------

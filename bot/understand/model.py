@@ -234,7 +234,7 @@ def _split(p_off: float, inner_from: dict[str, float]) -> dict[str, float]:
 
 
 def cue_features(c, n_words: int) -> dict[str, float]:
-    """The cue scorer's view of a message (bot/classify.py's Classification) as dense features."""
+    """The cue scorer's view of a message (bot.classify's Classification) as dense features."""
     d: dict[str, float] = {
         "domain": max(-2.0, min(3.0, c.domain_score / 5.0)),
         "in": 1.0 if c.in_domain else 0.0,

@@ -4,7 +4,7 @@ The text is scrubbed of secrets first (bot/redact.py), then normalised once (bot
 works on those strings:
 
 - the domain and symptom decision and the cause statements come from the symptom classifier
-  (bot/classify.py) — the learned model takes over where it is trained (bot/understand/model.py);
+  (bot/classify/) — the learned model takes over where it is trained (bot/understand/model.py);
 - pasted error strings from the pack's signatures (rapidfuzz / exact), negation-checked;
 - entities (bot/understand/entities.py), commands anywhere (bot/understand/lexicon.py);
 - the reply to the pending prompt (bot/understand/replies.py) and answers to other open checks;
@@ -14,6 +14,7 @@ works on those strings:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from bot.answers import AnswerMatcher
@@ -30,6 +31,7 @@ from bot.understand.reading import (
     CheckAnswer,
     Command,
     Context,
+    Entities,
     Evidence,
     PromptSpec,
     Reading,
@@ -46,6 +48,30 @@ _AUTO = object()
 # The acts the answer-kind head may turn into an answer: a reply read as an answer with no option, or not
 # read at all. One read as new information or an aside stays so (on dev the same options either way).
 KIND_ACTS = ("answer", "unclear")
+
+
+@dataclass(frozen=True)
+class _Said:
+    """One message in the forms every part reads it in, with what the cue scorer and the rules made of it."""
+
+    lines_plain: str
+    norm: str
+    c: Classification
+    ent: Entities
+    sig: dict[str, bool]
+
+
+@dataclass
+class _Report:
+    """What a message tells of the problem: in the domain or not, the symptom or topic, how sure."""
+
+    in_domain: bool
+    symptoms: tuple[SymptomScore, ...]
+    symptom: str | None
+    topic: str | None
+    confident: bool
+    domain_score: float
+    cause_p: dict[str, float]  # the learned cause head's probabilities (empty without the model)
 
 
 class Reader:
@@ -91,111 +117,29 @@ class Reader:
         ent = self.entities.read(norm, plain, lines_plain)
         commands, command_only = self._commands(norm)
         sig = rule_signals(norm, context)  # on the message's first lines: replies are short, reports say it early
-        pending = context.pending
-
-        topic = None
-        confident = False
-        cause_p: dict[str, float] = {}
-        if self.model is not None:
-            label, cause_p = self.model.report(norm, cue_features(c, len(norm.split())))
-            d = decide(label, self._symptom_ids, self._topic_ids, self.t)
-            in_domain, symptom, topic, confident = d.in_domain, d.symptom, d.topic, d.confident
-            symptoms = tuple(SymptomScore(s, round(p, 4)) for s, p in d.symptoms if p >= 0.0005)
-            domain_score = round(1.0 - d.p_off, 4)
-        else:
-            in_domain, symptoms, symptom = self._domain(c, context)
-            confident = bool(c.in_domain and self.clf.ambient_ok(c))
-            domain_score = c.domain_score
+        said = _Said(lines_plain, norm, c, ent, sig)
+        rep = self._report(said, context)
         typed = self._typed_flow(norm)
         if typed is not None:
             # A symptom or topic id typed as it is shown ("users-not-working please"): exact text, no judgement.
-            in_domain, confident = True, True
-            symptom, topic = (typed, None) if typed in self._symptom_ids else (None, typed)
-        evidence = self._evidence(c, plain, context, cause_p if in_domain or context.symptom else {})
-        pasted = [e for e in evidence if e.via != "statement" and not e.rules_out]
-        if pasted and self.errors_in_domain != "none" and (self.errors_in_domain == "all" or any(self._specific(e) for e in pasted)):
-            # A catalogue error pasted is SCIM into Cato, whatever the words around it.
-            in_domain = True
-            if symptom is None and topic is None and pasted[0].topic:
-                topic = pasted[0].topic
-
-        # ---- the act, and the reply to the pending prompt
-        reply: Reply | None = None
-        act = "unclear"
-        act_conf = 0.9
-        sure = True  # a rule that is sure of itself (a command, a complaint, a question, ...)
-        fallback = False  # the rules found nothing and guessed from the domain
-        if command_only:
-            act = "human" if "escalate" in commands else "restart" if "restart" in commands else "unclear"
-        elif pending is not None and ("escalate" in commands or "restart" in commands):
-            # "Can you just raise it with Cato support for me?": a command inside a reply is the act.
-            act = "human" if "escalate" in commands else "restart"
-        elif sig["complaint"]:
-            act = "complaint"
-        elif pending is None:
-            if sig["fixed"] and not c.in_domain:
-                act = "fixed"
-            elif in_domain:
-                act = "report" if not context.symptom else "info"
-            elif sig["question"]:
-                act = "question"
-            else:
-                act = "aside"
-        else:
-            act = self._reply_act(pending.kind, sig, c, evidence)
-            if act == "pending":
-                sure = False
-                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom)
-                if reply is not None and (reply.option or reply.value or reply.maybe):
-                    act = "answer"
-                    sure = reply.via in ("choice", "number", "label") or (reply.option is not None and len(norm.split()) <= 3)
-                elif sig["still"]:
-                    act = "still-broken"
-                else:
-                    fallback = True
-                    if evidence or in_domain:
-                        act = "info"
-                    elif commands:
-                        act = "human" if "escalate" in commands else "unclear"
-                    else:
-                        act = "aside" if len(norm.split()) >= 3 else "unclear"
-            if self.act_mode != "rules" and self.model is not None:
-                p = self.model.act(norm, pending.kind, pending.id)
-                m_act = max(p, key=p.__getitem__)
-                # The model decides where no rule is sure: always where the rules only fell back, else when
-                # it is sure itself. Skipping a ticket field takes a skip word, never a guess.
-                if m_act == "skip" and not sig["skip"]:
-                    m_act = "unclear"
-                if self.act_mode == "model" or (not sure and (fallback or p[m_act if m_act in p else "answer"] >= self.t["act"])):
-                    act, act_conf = m_act, p.get(m_act, 0.0)
-            if pending.kind == "helpful" and act == "fixed":
-                act = "answer"
-            if act == "answer" and reply is None:
-                reply = self.replies.read(pending, norm, lines_plain, ent, "answer", symptom)
-            elif act in ("fixed", "still-broken", "skip"):
-                reply = self.replies.read(pending, norm, lines_plain, ent, act, None)
-            elif act != "answer":
-                reply = None
-        if pending is not None and pending.kind == "check" and self.model is not None:
-            act, reply = self._answer_by_kind(pending, norm, act, reply)
+            rep.in_domain, rep.confident = True, True
+            rep.symptom, rep.topic = (typed, None) if typed in self._symptom_ids else (None, typed)
+        evidence = self._evidence(c, plain, context, rep.cause_p if rep.in_domain or context.symptom else {})
+        self._take_pasted_errors(rep, evidence)
+        act, act_conf, reply = self._act(said, context, rep, evidence, commands, command_only)
+        if context.pending is not None and context.pending.kind == "check" and self.model is not None:
+            act, reply = self._answer_by_kind(context.pending, norm, act, reply)
         if act == "human" and "escalate" not in commands:
             commands = ("escalate", *commands)
-
-        open_checks = context.open_checks
-        if not open_checks and pending is None and in_domain:
-            # An opening: the checks of the symptom(s) it points at, so a report that already answers one
-            # ("we changed the department") is not asked again.
-            sids = [symptom] if symptom else [s.symptom for s in symptoms[:2]]
-            open_checks = tuple(dict.fromkeys(cid for sid in sids if sid in self.bundle.symptoms for cid in self.bundle.symptoms[sid].checks))
-        answers = self._open_answers(norm, context, ent, open_checks)
+        answers = self._open_answers(norm, context, ent, self._checks_to_read(context, rep))
         return Reading(
             text=plain,
-            in_domain=in_domain,
-            domain_score=domain_score,
-            symptoms=symptoms,
-            symptom=symptom,
-            topic=topic,
-            confident=confident,
+            in_domain=rep.in_domain,
+            domain_score=rep.domain_score,
+            symptoms=rep.symptoms,
+            symptom=rep.symptom,
+            topic=rep.topic,
+            confident=rep.confident,
             evidence=tuple(evidence),
             answers=answers,
             reply=reply,
@@ -273,6 +217,104 @@ class Reader:
         return "\n".join(lines)
 
     # ---- parts -----------------------------------------------------------------------------------------
+
+    def _report(self, said: _Said, context: Context) -> _Report:
+        """The domain, symptom and topic: the learned model's where there is one, else the cue scorer's."""
+        c, norm = said.c, said.norm
+        if self.model is None:
+            in_domain, symptoms, symptom = self._domain(c, context)
+            confident = bool(c.in_domain and self.clf.ambient_ok(c))
+            return _Report(in_domain, symptoms, symptom, None, confident, c.domain_score, {})
+        label, cause_p = self.model.report(norm, cue_features(c, len(norm.split())))
+        d = decide(label, self._symptom_ids, self._topic_ids, self.t)
+        symptoms = tuple(SymptomScore(s, round(p, 4)) for s, p in d.symptoms if p >= 0.0005)
+        return _Report(d.in_domain, symptoms, d.symptom, d.topic, d.confident, round(1.0 - d.p_off, 4), cause_p)
+
+    def _take_pasted_errors(self, rep: _Report, evidence: list[Evidence]) -> None:
+        pasted = [e for e in evidence if e.via != "statement" and not e.rules_out]
+        if pasted and self.errors_in_domain != "none" and (self.errors_in_domain == "all" or any(self._specific(e) for e in pasted)):
+            # A catalogue error pasted is SCIM into Cato, whatever the words around it.
+            rep.in_domain = True
+            if rep.symptom is None and rep.topic is None and pasted[0].topic:
+                rep.topic = pasted[0].topic
+
+    def _act(
+        self, said: _Said, context: Context, rep: _Report, evidence: list[Evidence], commands: tuple[Command, ...], command_only: bool
+    ) -> tuple[str, float, Reply | None]:
+        """(act, its confidence, the reply to the pending prompt)."""
+        pending, sig = context.pending, said.sig
+        if command_only:
+            return ("human" if "escalate" in commands else "restart" if "restart" in commands else "unclear"), 0.9, None
+        if pending is not None and ("escalate" in commands or "restart" in commands):
+            # "Can you just raise it with Cato support for me?": a command inside a reply is the act.
+            return ("human" if "escalate" in commands else "restart"), 0.9, None
+        if sig["complaint"]:
+            return "complaint", 0.9, None
+        if pending is None:
+            if sig["fixed"] and not said.c.in_domain:
+                return "fixed", 0.9, None
+            if rep.in_domain:
+                return ("report" if not context.symptom else "info"), 0.9, None
+            return ("question" if sig["question"] else "aside"), 0.9, None
+        return self._reply_to(pending, said, rep, evidence, commands)
+
+    def _reply_to(
+        self, pending: PromptSpec, said: _Said, rep: _Report, evidence: list[Evidence], commands: tuple[Command, ...]
+    ) -> tuple[str, float, Reply | None]:
+        """The act and reply of a message with a prompt pending: the rules first, the model where they are unsure."""
+        norm, lines_plain, ent, sig = said.norm, said.lines_plain, said.ent, said.sig
+        reply: Reply | None = None
+        act_conf = 0.9
+        sure = True  # a rule that is sure of itself (a command, a complaint, a question, ...)
+        fallback = False  # the rules found nothing and guessed from the domain
+        act = self._reply_act(pending.kind, sig, said.c, evidence)
+        if act == "pending":
+            sure = False
+            reply = self.replies.read(pending, norm, lines_plain, ent, "answer", rep.symptom)
+            if reply is not None and (reply.option or reply.value or reply.maybe):
+                act = "answer"
+                sure = reply.via in ("choice", "number", "label") or (reply.option is not None and len(norm.split()) <= 3)
+            elif sig["still"]:
+                act = "still-broken"
+            else:
+                fallback = True
+                act = self._fallback_act(evidence, rep.in_domain, commands, norm)
+        if self.act_mode != "rules" and self.model is not None:
+            p = self.model.act(norm, pending.kind, pending.id)
+            m_act = max(p, key=p.__getitem__)
+            # The model decides where no rule is sure: always where the rules only fell back, else when
+            # it is sure itself. Skipping a ticket field takes a skip word, never a guess.
+            if m_act == "skip" and not sig["skip"]:
+                m_act = "unclear"
+            if self.act_mode == "model" or (not sure and (fallback or p[m_act if m_act in p else "answer"] >= self.t["act"])):
+                act, act_conf = m_act, p.get(m_act, 0.0)
+        if pending.kind == "helpful" and act == "fixed":
+            act = "answer"
+        if act == "answer" and reply is None:
+            reply = self.replies.read(pending, norm, lines_plain, ent, "answer", rep.symptom)
+        elif act in ("fixed", "still-broken", "skip"):
+            reply = self.replies.read(pending, norm, lines_plain, ent, act, None)
+        elif act != "answer":
+            reply = None
+        return act, act_conf, reply
+
+    @staticmethod
+    def _fallback_act(evidence: list[Evidence], in_domain: bool, commands: tuple[Command, ...], norm: str) -> str:
+        """A reply the rules cannot place: what it most plausibly is."""
+        if evidence or in_domain:
+            return "info"
+        if commands:
+            return "human" if "escalate" in commands else "unclear"
+        return "aside" if len(norm.split()) >= 3 else "unclear"
+
+    def _checks_to_read(self, context: Context, rep: _Report) -> tuple[str, ...]:
+        open_checks = context.open_checks
+        if not open_checks and context.pending is None and rep.in_domain:
+            # An opening: the checks of the symptom(s) it points at, so a report that already answers one
+            # ("we changed the department") is not asked again.
+            sids = [rep.symptom] if rep.symptom else [s.symptom for s in rep.symptoms[:2]]
+            open_checks = tuple(dict.fromkeys(cid for sid in sids if sid in self.bundle.symptoms for cid in self.bundle.symptoms[sid].checks))
+        return open_checks
 
     def _domain(self, c: Classification, context: Context) -> tuple[bool, tuple[SymptomScore, ...], str | None]:
         symptoms = tuple(SymptomScore(x.symptom, x.score) for x in c.candidates)

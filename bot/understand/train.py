@@ -192,7 +192,7 @@ def report_rows(rows: Iterable[dict[str, Any]], splits: tuple[str, ...]) -> list
 
 
 def train(bundle, config: Config | None = None, corpus_dir: Path = corp.CORPUS_DIR, classifier=None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of the artefact. `classifier` (bot/classify.py) gives the dense cue features."""
+    """(meta, arrays) of the artefact. `classifier` (bot/classify/) gives the dense cue features."""
     cfg = config or Config()
     if "heldout" in cfg.train_splits:
         raise ValueError("the held-out split is never trained on")
