@@ -28,7 +28,7 @@ class SymptomMaterial(Strict):
     cues: list[Cue] = Field(default_factory=list)
 
 
-# The knobs bot/classify.py reads from `thresholds`, with their defaults; classifier.yaml explains each.
+# The knobs bot/classify/ reads from `thresholds`, with their defaults; classifier.yaml explains each.
 CLASSIFIER_THRESHOLDS: dict[str, float] = {
     "domain": 2.5,
     "domain-slope": 1.2,
@@ -69,7 +69,7 @@ CLASSIFIER_THRESHOLDS: dict[str, float] = {
 
 
 class ClassifierMaterial(Strict):
-    """Matching material for bot/classify.py; see knowledge/classifier.yaml for what each part does."""
+    """Matching material for bot/classify/; see knowledge/classifier.yaml for what each part does."""
 
     # Spelling variants and synonyms folded before matching: canonical -> variants.
     synonyms: dict[Text, list[Text]] = Field(default_factory=dict)
