@@ -116,13 +116,26 @@ async def play(engine: Any, case: dict[str, Any], upn: str, turn_ms: list[float]
 
 
 async def evaluate(cases_path: Path = DEFAULT_CASES) -> dict[str, Any]:
-    from bot.engine import Engine
-
     bundle = load_pack()
     all_cases = [json.loads(line) for line in cases_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = hidden_entra(all_cases)
+    # Trust the fake's CA as a corporate CA would be trusted; put back afterwards: the file goes away with the
+    # fake, and `./dev bench` starts HTTP servers from this process next (they would inherit a missing CA).
+    saved = os.environ.get("SSL_CERT_FILE")
+    try:
+        return await _evaluate(bundle, cases)
+    finally:
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
+
+
+async def _evaluate(bundle: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    from bot.engine import Engine
+
     with FakeGraph(Tenant.scenario("healthy")) as fake:
-        os.environ["SSL_CERT_FILE"] = fake.ca_file  # trust the fake's CA, as a corporate CA would be
+        os.environ["SSL_CERT_FILE"] = fake.ca_file
         settings = Settings(
             SCIM_HELP_GRAPH_TENANT_ID=TENANT_ID, SCIM_HELP_GRAPH_CLIENT_ID=CLIENT_ID, SCIM_HELP_GRAPH_CLIENT_SECRET=CLIENT_SECRET,
             SCIM_HELP_GRAPH_SERVICE_PRINCIPAL_ID=SP_ID, SCIM_HELP_GRAPH_URL=fake.base, SCIM_HELP_GRAPH_AUTHORITY=fake.base,

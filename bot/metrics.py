@@ -95,6 +95,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "scim_help_rate_limited",
+            "Requests refused with 429 by a per-client limit, by endpoint (web chat messages and new conversations, Teams reads).",
+            ["endpoint"],
+            registry=r,
+        )
         self.store_up = Gauge("scim_help_store_up", "1 when the last store ping/operation succeeded.", registry=r)
         self.in_flight = Gauge("scim_help_turns_in_flight", "Turns being handled right now.", registry=r)
         self.store_up.set(1)

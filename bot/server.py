@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import inspect
 import logging
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,11 @@ def _client_gone(request: web.Request) -> bool:
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     metrics = request.app[METRICS]
     try:
-        return await handler(request)
+        response = await handler(request)
+        if response.status == 429:
+            # A client held back by its own limit: counted, so an operator sees who is being refused.
+            metrics.rate_limited.labels(_endpoint(request.path)).inc()
+        return response
     except web.HTTPException as exc:
         if exc.status >= 400 and request.path.startswith("/api/chat"):
             return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
@@ -153,6 +158,14 @@ def hide_server_version() -> None:
     from aiohttp import web_response
 
     web_response.SERVER_SOFTWARE = SERVER_NAME
+
+
+def _endpoint(path: str) -> str:
+    """A bounded label for a path (never a client's own text)."""
+    for known in ("/api/chat", "/api/messages", "/slack/events"):
+        if path == known or path.startswith(known + "/"):
+            return known
+    return "other"
 
 
 def _logged_path(path: str) -> str:
@@ -412,6 +425,14 @@ def _knowledge_error(exc: KnowledgeError) -> int:
     return 2
 
 
+def _ca_file_problem(env: Any) -> str | None:
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        path = env.get(name)
+        if path and not os.path.isfile(path):
+            return f"{name}: no such file: {path}"
+    return None
+
+
 def _listen_error(settings: Settings, exc: OSError) -> int:
     print(
         f"scim-help: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
@@ -441,6 +462,12 @@ def run_server(args: argparse.Namespace) -> int:
         return 2
     setup_from_settings(settings)
 
+    ca = _ca_file_problem(os.environ)
+    if ca:
+        # httpx and OpenSSL read these themselves: a missing file fails every outgoing call later (each
+        # Teams reply, each Graph look), so it is refused here, where it is plain what is wrong.
+        print(f"scim-help: invalid configuration:\n  {ca}", file=sys.stderr)
+        return 2
     if settings.store == "sqlite":
         problem = _data_dir_problem(settings)
         if problem:

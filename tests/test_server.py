@@ -631,6 +631,9 @@ def own_logging():
         ({"SCIM_HELP_LOG_FORMAT": "xml"}, [], "SCIM_HELP_LOG_FORMAT"),
         ({"SCIM_HELP_SHUTDOWN_TIMEOUT": "-1"}, [], "SCIM_HELP_SHUTDOWN_TIMEOUT"),
         ({"SCIM_HELP_KNOWLEDGE": "/nonexistent/pack.yaml"}, [], "SCIM_HELP_KNOWLEDGE"),
+        # A CA bundle that is not there would fail every Teams reply and Graph look later, one by one.
+        ({"SSL_CERT_FILE": "/nonexistent/ca.pem"}, [], "SSL_CERT_FILE"),
+        ({"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"}, [], "REQUESTS_CA_BUNDLE"),
         ({}, ["--port", "70000"], "port"),
     ],
 )

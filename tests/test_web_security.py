@@ -114,6 +114,9 @@ async def test_new_conversations_and_messages_are_rate_limited_per_client(serve)
     token = (await (await chat(client, bob, text=REPORT)).json())["conversation"]  # another client: its own budget
     statuses = [(await chat(client, bob, conversation=token, text="help")).status for _ in range(6)]
     assert statuses[:5] == [200] * 5 and statuses[5] == 429  # 6 messages a minute, the first one included
+    # Every refusal is counted for the operator, by endpoint (never by client).
+    metrics = await (await client.get("/metrics")).text()
+    assert 'scim_help_rate_limited_total{endpoint="/api/chat"} 3.0' in metrics
 
 
 async def test_live_web_conversations_are_capped(serve):
