@@ -723,6 +723,31 @@ async def test_double_click_produces_one_turn(slack: Slack):
     assert (await slack.runtime.engine.state(conv)).turns == turns + 1
 
 
+async def test_a_click_whose_turn_met_a_store_outage_is_answered_when_retried(slack: Slack, monkeypatch):
+    """The click's keys are claimed with its turn: a turn that failed leaves them free, so the retry of the
+    inbox entry answers the click instead of dropping it as already handled."""
+    from bot.store.base import StoreUnavailable
+
+    ts = await slack.mention("", channel=OTHER)
+    picker = await slack.fake.wait_for("chat.postMessage")
+    conv = f"slack:{TEAM_ID}:{OTHER}:{ts}"
+    turns = (await slack.runtime.engine.state(conv)).turns
+    real, failed = slack.runtime.handle, []
+
+    async def outage_once(msg):
+        if msg.choice and not failed:
+            failed.append(msg.choice)
+            raise StoreUnavailable("redis: connection refused")
+        return await real(msg)
+
+    monkeypatch.setattr(slack.runtime, "handle", outage_once)
+    await slack.click(picker, button_values(picker["blocks"])[0])
+    await slack.fake.wait_for("chat.postMessage", 2, timeout=15)  # after the inbox's retry (1 s)
+    await slack.fake.settle()
+    assert failed and (await slack.runtime.engine.state(conv)).turns == turns + 1
+    assert len(slack.posts()) == 2 and len(slack.fake.calls_to("chat.update")) == 1
+
+
 # ---- rate limits and failures ---------------------------------------------------------------------------
 
 

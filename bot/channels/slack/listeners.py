@@ -235,10 +235,11 @@ class Listeners(Escalation):
         user = (body.get("user") or {}).get("id")
         claim_ts = message_ts or str(action.get("action_ts") or "")
         # One turn per button (double clicks, Slack retries), and one answer per question: a fast click
-        # on a second button of the same block, before its buttons disappear, is dropped too.
-        if not await self._claim(f"slack-action:{claim_ts}:{action_id}", f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}"):
-            log.info("slack click already handled", extra={"user": pseudonymise(user)})
-            return
+        # on a second button of the same block, before its buttons disappear, is dropped too. The keys are
+        # claimed with the turn itself (Incoming.once, one commit), so a click whose turn failed — a store
+        # outage, a worker killed — is answered when its inbox entry is processed again, not dropped as
+        # already handled.
+        once: tuple[str, ...] = (f"slack-action:{claim_ts}:{action_id}", f"slack-answer:{claim_ts}:{clicked_block.split('|', 1)[0]}")
         team = team_of(body, context, {})
         channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
         value = str(action.get("value") or "")
@@ -251,21 +252,31 @@ class Listeners(Escalation):
         if conv is None or ref is None or ref.team != team or not value or not user:
             log.warning("slack click without a conversation", extra={"user": pseudonymise(user)})
             return
-        # Show the answer and remove the buttons right away, before the engine runs.
         label = ((action.get("text") or {}).get("text")) or value
-        await self._mark_answered(channel, message_ts, message, clicked_block, label, user, ephemeral, respond)
         if ref.kind == "slash":
-            # The picker of a bare /scim-help: choosing a symptom starts a real conversation.
+            # The picker of a bare /scim-help: choosing a symptom starts a real conversation (a new DM
+            # thread), so that start is claimed first and happens once, and the picker shows the choice.
+            if not await self._claim(*once):
+                log.info("slack click already handled", extra={"user": pseudonymise(user)})
+                return
+            await self._mark_answered(channel, message_ts, message, clicked_block, label, user, ephemeral, respond)
             started = await self._start(team, ref.channel, user, respond)
             if started is None:
                 return
             conv, place = started
+            once = ()
         elif ref.kind == "dm":
             place = Place(ref.channel, container_thread if (not ephemeral and channel == ref.channel) else None)
         else:
             place = ref.place or Place(ref.channel)
-        msg = Incoming(channel="slack", conversation_id=conv, user_id=user, choice=value, directed=True)
-        await self._converse(msg, place, user=user, respond=respond)
+        msg = Incoming(channel="slack", conversation_id=conv, user_id=user, choice=value, directed=True, once=once)
+        turn = await self._converse(msg, place, user=user, respond=respond)
+        if once and turn is not None and not turn.duplicate:
+            # The answer shown and the buttons removed once the click counted: a quick second answer to the
+            # same question, dropped by the engine, leaves the first one on screen.
+            await self._mark_answered(channel, message_ts, message, clicked_block, label, user, ephemeral, respond)
+        elif once and turn is not None:
+            log.info("slack click already handled", extra={"user": pseudonymise(user)})
 
     async def _mark_answered(
         self, channel: str, ts: str, message: dict[str, Any], block_id: str, label: str, user: str | None, ephemeral: bool, respond: Any
