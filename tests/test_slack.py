@@ -599,7 +599,7 @@ def _pick(values: list[str]) -> str:
     return values[0]
 
 
-async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slack: Slack):
+async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slack: Slack, monkeypatch):
     channel = OTHER
     ts = await slack.mention("", channel=channel)  # an empty mention: greeting + symptom picker
     conv = f"slack:{TEAM_ID}:{channel}:{ts}"
@@ -683,9 +683,23 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     await slack.fake.settle(quiet=0.2)
     assert slack.posts(channel=ESCALATION) == []
 
+    # The store is out when the submission is first processed: it is not marked handled, and the inbox's
+    # retry posts it (Slack never sends a submission again).
+    from bot.store.base import StoreUnavailable
+
+    engine, real_state, outages = slack.runtime.engine, slack.runtime.engine.state, []
+
+    async def state_with_one_outage(cid):
+        if not outages:
+            outages.append(cid)
+            raise StoreUnavailable("redis: connection refused")
+        return await real_state(cid)
+
+    monkeypatch.setattr(engine, "state", state_with_one_outage)
     resp = await slack.interact(submission(good))
     assert (await resp.text()) == ""  # closes the modal
-    esc = await slack.fake.wait_for("chat.postMessage", channel=ESCALATION)
+    esc = await slack.fake.wait_for("chat.postMessage", channel=ESCALATION, timeout=15)
+    assert outages
     permalink = await slack.fake.wait_for("chat.getPermalink")
     assert permalink["channel"] == channel and permalink["message_ts"] == ts
     text = all_text(esc["blocks"])

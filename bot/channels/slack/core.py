@@ -48,6 +48,17 @@ class Job:
 
 
 CURRENT_JOB: ContextVar[Job | None] = ContextVar("scim_help_slack_job", default=None)
+# Attempts of an inbox entry whose turn could not reach the store, before the admin is told it failed.
+MAX_ATTEMPTS = 5
+
+
+def retry_later() -> bool:
+    """Leave the inbox entry being processed for another attempt, if it has attempts left (True)."""
+    job = CURRENT_JOB.get()
+    if job is not None and job.entry.attempts < MAX_ATTEMPTS:
+        job.retry_later = True
+        return True
+    return False
 
 
 class BotCore:

@@ -25,7 +25,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.channels.slack.core import CURRENT_JOB, OUTBOX, Job
+from bot.channels.slack.core import CURRENT_JOB, OUTBOX, Job, retry_later
 from bot.channels.slack.ids import (
     Place,
     dm_conversation,
@@ -52,9 +52,6 @@ LAST_RECORD = "slack-last"
 _HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 # Errors that mean "the bot cannot post in this channel": the conversation moves to a DM.
 _CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cant_post_to_channel"}
-# A turn that cannot reach the store is tried this many times (a few seconds apart) before the admin is
-# told it failed.
-MAX_ATTEMPTS = 5
 SORRY = "Sorry — something went wrong on my side and I couldn't process that. Please try again in a moment."
 
 
@@ -308,8 +305,7 @@ class Listeners(Escalation):
             try:
                 turn, outbox = await self._turn(msg, place, user, job)
             except (StoreUnavailable, TimeoutError) as exc:
-                if job is not None and job.entry.attempts < MAX_ATTEMPTS:
-                    job.retry_later = True
+                if retry_later():
                     log.warning("slack turn postponed: store unavailable", extra={"conversation": msg.conversation_id, "error": type(exc).__name__})
                     return None
                 self._turn_failed(msg, exc, user)

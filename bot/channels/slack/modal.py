@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackClientError
 
+from bot.channels.slack.core import retry_later
 from bot.channels.slack.ids import ConversationRef, Place, parse_conversation, team_of
 from bot.channels.slack.posting import Posting, error_code
 from bot.events import Ticket
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.render import blocks as bk
+from bot.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -62,8 +64,6 @@ class Escalation(Posting):
             return
         await ack()
         user = (body.get("user") or {}).get("id")
-        if not await self._claim(f"slack-view:{view.get('id')}"):
-            return
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
@@ -75,7 +75,13 @@ class Escalation(Posting):
         place = ref.place or Place(ref.channel)
         if ref.kind == "dm" and meta.get("th"):
             place = Place(ref.channel, meta["th"])
-        state = await self.engine.state(conv)
+        try:
+            state = await self.engine.state(conv)
+        except (StoreUnavailable, TimeoutError) as exc:
+            if retry_later():  # nothing claimed yet: the inbox tries this submission again
+                log.warning("slack submission postponed: store unavailable", extra={"error": type(exc).__name__})
+                return
+            raise
         ticket_text = data["body"]
         symptom = None
         if state is not None:
@@ -85,6 +91,10 @@ class Escalation(Posting):
                 # The text was not edited: rebuild it so it agrees with the (possibly edited) fields.
                 ticket_text = _rerender(self.runtime, state, draft, data)
         ticket_text = scrub_secrets(ticket_text)
+        # Claimed only now, after the reads that can meet a store outage: an outage before this point leaves
+        # the submission to the inbox's retry instead of marking it handled (Slack never sends it again).
+        if not await self._claim(f"slack-view:{view.get('id')}"):
+            return
         if await self._post_escalation(ref, meta, place, user, data, symptom, ticket_text):
             await self._confirm_handoff(place, user, ticket_text)
 
