@@ -114,12 +114,16 @@ def _apply(rule: _Rule, text: str) -> str:
     return rule.pattern.sub(one, text)
 
 
+MAX_PASSES = 256
+
+
 def _scrub(text: str, rules: tuple[_Rule, ...], any_of: re.Pattern[str]) -> str:
     if not _CANDIDATE.search(text) or not any_of.search(text):
         return text
-    # Until nothing changes: one match can hide the next (two UUIDs after one "token:"), and scrubbing
-    # scrubbed text must change nothing.
-    for _ in range(4):
+    # Until nothing changes: one match can hide the next (UUIDs in a row after one "token:" come off one
+    # per pass, each "[redacted secret]" keying the next), and scrubbing scrubbed text must change nothing.
+    # Every pass that changes something removes a secret, so the bound is only a guard.
+    for _ in range(MAX_PASSES):
         before = text
         for rule in rules:
             text = _apply(rule, text)

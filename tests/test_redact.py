@@ -150,3 +150,12 @@ async def test_a_reply_to_a_lost_conversation_is_told_it_was_lost(runtime, reply
 async def test_ambient_yes_is_not_a_lost_conversation(runtime):
     turn = await runtime.handle(Incoming(channel="slack", conversation_id=f"slack:T:C:{uuid.uuid4().int % 10**6}.1", text="yes", directed=False))
     assert turn.silent
+
+
+def test_uuid_tokens_in_a_row_all_come_off_in_one_scrub():
+    """Found by the property test: each pass took one UUID after "token:", and four passes left a fifth."""
+    from bot.redact import scrub_secrets
+
+    uuid_ = "6b1f0c1e-2f3a-4b5c-8d9e-0a1b2c3d4e5f"
+    once = scrub_secrets("token: " + " ".join([uuid_] * 6))
+    assert uuid_ not in once and scrub_secrets(once) == once
