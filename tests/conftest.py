@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,32 @@ def make_runtime(settings, bundle):
         return rt
 
     yield factory
+
+
+@pytest.fixture
+def shared_pack(bundle, monkeypatch):
+    """Runtime.create reuses the session's parsed knowledge pack instead of parsing it per test."""
+    monkeypatch.setattr("bot.runtime.load_pack", lambda path=None: bundle)
+    return bundle
+
+
+@pytest.fixture
+async def serve_app(make_runtime, shared_pack):
+    """Start build_app(runtime) on a test server; yields a factory returning a TestClient."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.server import build_app
+
+    made: list[tuple[TestClient, Any]] = []
+
+    async def factory(runtime=None, store=None, **overrides) -> TestClient:
+        rt = runtime or make_runtime(store=store, **overrides)
+        client = TestClient(TestServer(build_app(rt)))
+        await client.start_server()
+        made.append((client, rt))
+        return client
+
+    yield factory
+    for client, rt in made:
+        await client.close()
+        await rt.close()

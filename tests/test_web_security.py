@@ -11,29 +11,15 @@ import logging
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from bot.server import build_app
+from aiohttp.test_utils import TestClient
 
 REPORT = "SCIM provisioning won't enable in the CMA, it shows an error"
 
 
 @pytest.fixture
-async def serve(make_runtime, bundle, monkeypatch):
-    monkeypatch.setattr("bot.runtime.load_pack", lambda path=None: bundle)
-    made: list[tuple[TestClient, Any]] = []
-
-    async def factory(**overrides: Any) -> TestClient:
-        rt = make_runtime(**overrides)
-        client = TestClient(TestServer(build_app(rt)))
-        await client.start_server()
-        made.append((client, rt))
-        return client
-
-    yield factory
-    for client, rt in made:
-        await client.close()
-        await rt.close()
+def serve(serve_app):
+    """The server on a test server, with settings overrides (tests/conftest.py's serve_app)."""
+    return serve_app
 
 
 async def chat(client: TestClient, headers: dict[str, str] | None = None, **body: Any):
