@@ -35,6 +35,6 @@ from bot.classify.classifier import Classifier
 from bot.classify.results import Candidate, Classification, SignatureHit
 
 # bot/understand/errors.py matches the error catalogue the way the classifier matches signatures.
-from bot.classify.signatures import _chunks, _squash
+from bot.classify.signatures import _chunks, _squash, fuzzy_score
 
-__all__ = ["Candidate", "Classification", "Classifier", "SignatureHit", "_chunks", "_squash", "stem"]
+__all__ = ["Candidate", "Classification", "Classifier", "SignatureHit", "_chunks", "_squash", "fuzzy_score", "stem"]

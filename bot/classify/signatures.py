@@ -68,6 +68,25 @@ def compile_signatures(bundle: Bundle) -> list[_Signature]:
     return sigs
 
 
+def fuzzy_score(needle: str, chunks: Iterable[str], hay: str, cutoff: float, min_chars: float, min_share: float) -> float | None:
+    """How nearly `needle` (cut into `chunks`, see `_chunks`) stands in `hay`: 1.0 verbatim, else piece by
+    piece; None when too little of it is there. Only the span of each piece that aligned counts, so a short
+    message inside a long piece covers little ("invalid credentials" is not the whole Entra error)."""
+    if needle in hay:
+        return 1.0
+    covered, total = 0, 0.0
+    for chunk in chunks:
+        al = fuzz.partial_ratio_alignment(chunk, hay, score_cutoff=cutoff)
+        if al is None:
+            continue
+        span = al.src_end - al.src_start
+        covered += span
+        total += al.score * span
+    if covered < max(min(min_chars, len(needle)), min_share * len(needle)):
+        return None
+    return (total / covered / 100.0) * min(1.0, covered / len(needle) + 0.3)
+
+
 def best_signature(signatures: Iterable[_Signature], hay: str, words: set[str], t: dict[str, float]) -> SignatureHit | None:
     """The best signature in `hay` (the message through `_squash`), given the message's `words`; `t` holds
     the classifier's thresholds."""
@@ -81,24 +100,9 @@ def best_signature(signatures: Iterable[_Signature], hay: str, words: set[str], 
             continue
         if sg.keys and len(sg.keys & words) < min(2, len(sg.keys)):
             continue
-        if sg.needle in hay:
-            score = 1.0
-        else:
-            # Piece by piece: how much of the signature is in the message, nearly verbatim. Only the
-            # span of each piece that aligned counts, so a short message inside a long piece covers
-            # little ("invalid credentials" is not the whole Entra error).
-            covered, total = 0, 0.0
-            for chunk in sg.chunks:
-                al = fuzz.partial_ratio_alignment(chunk, hay, score_cutoff=t["fuzzy-signature"])
-                if al is None:
-                    continue
-                span = al.src_end - al.src_start
-                covered += span
-                total += al.score * span
-            need = max(min(t["fuzzy-min-chars"], len(sg.needle)), t["fuzzy-min-share"] * len(sg.needle))
-            if covered < need:
-                continue
-            score = (total / covered / 100.0) * min(1.0, covered / len(sg.needle) + 0.3)
+        score = fuzzy_score(sg.needle, sg.chunks, hay, t["fuzzy-signature"], t["fuzzy-min-chars"], t["fuzzy-min-share"])
+        if score is None:
+            continue
         hit = SignatureHit(sg.cause, sg.text, sg.source, round(score, 3))
         if best is None or hit.score > best.score:
             best = hit

@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz
-
-from bot.classify import _chunks, _squash
+from bot.classify import _chunks, _squash, fuzzy_score
 from knowledge.schema import Bundle
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -84,21 +82,10 @@ class ErrorCatalogue:
             else:
                 if e.keys and len(e.keys & words) < min(2, len(e.keys)):
                     continue
-                if e.needle in hay:
-                    score = 1.0
-                else:
-                    covered, total = 0, 0.0
-                    for chunk in e.chunks:
-                        al = fuzz.partial_ratio_alignment(chunk, hay, score_cutoff=FUZZY_CUTOFF)
-                        if al is None:
-                            continue
-                        span = al.src_end - al.src_start
-                        covered += span
-                        total += al.score * span
-                    need = max(min(FUZZY_MIN_CHARS, len(e.needle)), FUZZY_MIN_SHARE * len(e.needle))
-                    if covered < need:
-                        continue
-                    score = (total / covered / 100.0) * min(1.0, covered / len(e.needle) + 0.3)
+                fuzzy = fuzzy_score(e.needle, e.chunks, hay, FUZZY_CUTOFF, FUZZY_MIN_CHARS, FUZZY_MIN_SHARE)
+                if fuzzy is None:
+                    continue
+                score = fuzzy
             key = (e.id, e.cause, e.topic) if e.id else (e.text,)
             hit = ErrorHit(e.id, e.cause, e.topic, e.text, e.source, e.exact, round(score, 4), e.pins)
             if key not in hits or hit.score > hits[key].score:
