@@ -71,25 +71,14 @@ class _GraphCheck:
 
     @classmethod
     def open(cls, settings: Any, out: TextIO) -> _GraphCheck:
-        from bot.graph.tls import ssl_context
-
-        ctx = ssl_context()
-        tokens = TokenSource(
-            settings.graph_tenant_id,
-            settings.graph_client_id,
-            settings.graph_client_secret.get_secret_value(),
-            authority=settings.graph_authority,
-            graph_url=settings.graph_url,
-            ssl_ctx=ctx,
-        )
-        client = GraphClient(settings.graph_url, settings.graph_service_principal_id, tokens, ctx)
+        client = GraphClient.from_settings(settings)
         print(
             f"scim-help graph check: tenant {settings.graph_tenant_id}, app {settings.graph_client_id}, "
             f"service principal {settings.graph_service_principal_id}",
             file=out,
         )
         print(f"  authority {settings.graph_authority}, Graph {settings.graph_url}", file=out)
-        return cls(client, tokens, out)
+        return cls(client, client.tokens, out)
 
     async def all(self, upn: str | None) -> int:
         if not await self.token():

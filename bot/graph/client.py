@@ -82,6 +82,24 @@ class GraphClient:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> GraphClient:
+        """The client for the tenant the SCIM_HELP_GRAPH_* settings name (they must be set), with its own
+        token source; both trust the system store plus SSL_CERT_FILE (bot/graph/tls.py)."""
+        from bot.graph.tls import ssl_context
+
+        assert settings.graph_client_secret is not None and settings.graph_tenant_id and settings.graph_client_id
+        ctx = ssl_context()
+        tokens = TokenSource(
+            settings.graph_tenant_id,
+            settings.graph_client_id,
+            settings.graph_client_secret.get_secret_value(),
+            authority=settings.graph_authority,
+            graph_url=settings.graph_url,
+            ssl_ctx=ctx,
+        )
+        return cls(settings.graph_url, str(settings.graph_service_principal_id), tokens, ctx)
+
     # ---- the calls ------------------------------------------------------------------------------
 
     async def jobs(self, deadline: float) -> list[dict[str, Any]]:

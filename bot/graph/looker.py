@@ -95,21 +95,7 @@ class Looker:
         """The Looker for a connected tenant; None when the Graph settings are unset (today's behaviour)."""
         if not settings.graph_enabled:
             return None
-        from bot.graph.tls import ssl_context
-        from bot.graph.token import TokenSource
-
-        ctx = ssl_context()
-        assert settings.graph_client_secret is not None and settings.graph_tenant_id and settings.graph_client_id
-        tokens = TokenSource(
-            settings.graph_tenant_id,
-            settings.graph_client_id,
-            settings.graph_client_secret.get_secret_value(),
-            authority=settings.graph_authority,
-            graph_url=settings.graph_url,
-            ssl_ctx=ctx,
-        )
-        client = GraphClient(settings.graph_url, str(settings.graph_service_principal_id), tokens, ctx)
-        return cls(bundle, load_probes(bundle), client, budget=budget)
+        return cls(bundle, load_probes(bundle), GraphClient.from_settings(settings), budget=budget)
 
     async def close(self) -> None:
         if self.client is not None:
