@@ -13,19 +13,8 @@ def vocabulary(bundle: Bundle) -> tuple[set[str], set[str]]:
     """(known, targets): words the material uses, left alone by typo folding, and the words an unknown
     word may be folded onto."""
     mat, pack = bundle.classifier, bundle.pack
-    texts: list[str] = []
-    for canon, variants in mat.synonyms.items():
-        texts.append(canon)
-        texts.extend(variants)
-    texts += [c.text for c in mat.domain_cues] + [c.text for c in mat.negative_cues]
-    for sm in mat.symptoms.values():
-        texts += sm.examples + [c.text for c in sm.cues]
+    texts = _cue_texts(bundle) + [c.text for c in mat.negative_cues]
     texts += mat.off_topic_examples + mat.stopwords + mat.negators
-    for cause_cues in mat.cause_cues.values():
-        texts += [c.text for c in cause_cues]
-    for ch in pack.checks:
-        for a in ch.answers:
-            texts += a.report_cues
     for idp in pack.idps:
         texts += idp.aliases
     known: set[str] = set()
@@ -42,17 +31,7 @@ def our_words(bundle: Bundle) -> list[str]:
     cues: they name other applications on purpose, and a provisioning target outside these words is
     taken for another application."""
     mat, pack = bundle.classifier, bundle.pack
-    ours: list[str] = list(mat.stopwords) + list(mat.negators) + list(mat.typo_targets)
-    for canon, variants in mat.synonyms.items():
-        ours += [canon, *variants]
-    ours += [c.text for c in mat.domain_cues]
-    for sm in mat.symptoms.values():
-        ours += sm.examples + [c.text for c in sm.cues]
-    for cause_cues in mat.cause_cues.values():
-        ours += [c.text for c in cause_cues]
-    for ch in pack.checks:
-        for a in ch.answers:
-            ours += a.report_cues
+    ours = list(mat.stopwords) + list(mat.negators) + list(mat.typo_targets) + _cue_texts(bundle)
     for idp in pack.idps:
         ours += [idp.id, idp.name, *idp.aliases, idp.console]
     for sym in pack.symptoms:
@@ -64,6 +43,24 @@ def our_words(bundle: Bundle) -> list[str]:
         ours += [cause.title, cause.summary, *(sg.text for sg in cause.signatures)]
         ours += [st.text for st in cause.resolution.steps] + [st.path or "" for st in cause.resolution.steps]
     return ours
+
+
+def _cue_texts(bundle: Bundle) -> list[str]:
+    """The in-domain phrasing both word lists start from: synonyms, domain, symptom and cause cues, symptom
+    examples, and the answers' report cues."""
+    mat = bundle.classifier
+    texts: list[str] = []
+    for canon, variants in mat.synonyms.items():
+        texts += [canon, *variants]
+    texts += [c.text for c in mat.domain_cues]
+    for sm in mat.symptoms.values():
+        texts += sm.examples + [c.text for c in sm.cues]
+    for cause_cues in mat.cause_cues.values():
+        texts += [c.text for c in cause_cues]
+    for ch in bundle.pack.checks:
+        for a in ch.answers:
+            texts += a.report_cues
+    return texts
 
 
 def idp_aliases(bundle: Bundle) -> list[tuple[str, str]]:
