@@ -86,6 +86,12 @@ def norm_key(text: str) -> str:
     return t
 
 
+def row_key(kind: str, row: dict[str, Any]) -> tuple[str, str]:
+    """What makes a line the same line: its text's duplicate key, and for a reply its prompt too (a reply is
+    read with its prompt: "yes" to two different prompts is two items)."""
+    return (row.get("prompt", "") if kind == "replies" else "", norm_key(row["text"]))
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -178,13 +184,13 @@ class _Checker:
                 if not isinstance(text, str) or not text.strip():
                     self.problems.append(Problem(fname, n, "text: missing or empty"))
                     continue
-                self.placement(kind, fname, n, row, text, seen)
+                self.placement(kind, fname, n, row, seen)
                 bucket = self.report(fname, n, row) if kind == "reports" else self.reply(fname, n, row)
                 counts.setdefault(str(split), {}).setdefault(bucket, 0)
                 counts[str(split)][bucket] += 1
         return counts
 
-    def placement(self, kind: str, fname: str, n: int, row: dict[str, Any], text: str, seen: dict[tuple[str, str], int]) -> None:
+    def placement(self, kind: str, fname: str, n: int, row: dict[str, Any], seen: dict[tuple[str, str], int]) -> None:
         """The line's split and writer, and its text once in the file and in one split only."""
         problems = self.problems
         writer, split = row.get("writer"), row.get("split")
@@ -196,12 +202,10 @@ class _Checker:
             problems.append(Problem(fname, n, f"writer '{writer}' is in split '{split}' and '{self.writer_split[writer]}': a writer belongs to one split"))
         elif writer in SPLITS and SPLITS[writer] != split:
             problems.append(Problem(fname, n, f"writer '{writer}' belongs to split '{SPLITS[writer]}', not '{split}'"))
-        key = norm_key(text)
-        ctx = row.get("prompt", "") if kind == "replies" else ""
+        ctx, key = row_key(kind, row)
         if (ctx, key) in seen:
             problems.append(Problem(fname, n, f"duplicate text (first at line {seen[(ctx, key)]})"))
         seen.setdefault((ctx, key), n)
-        # A reply is read with its prompt: "yes" to two different prompts is two items.
         skey = f"{ctx}\x00{key}"
         other = self.seen_split.get(skey)
         if other and other[2] != split:
@@ -286,7 +290,7 @@ def import_corpus(src: Path, old: Path | None, dest: Path = CORPUS_DIR) -> dict[
         # Keep one copy per text: the most held-out one; within a split the first written.
         best: dict[tuple[str, str], int] = {}
         for i, r in enumerate(rows):
-            key = (r.get("prompt", "") if kind == "replies" else "", norm_key(r["text"]))
+            key = row_key(kind, r)
             j = best.get(key)
             if j is None or order[r["split"]] < order[rows[j]["split"]]:
                 best[key] = i
@@ -318,11 +322,11 @@ def add_writer(src: Path, writer: str, dest: Path = CORPUS_DIR, bundle: Any = No
         have = read_jsonl(dest / f"{kind}.jsonl")
         if any(r.get("writer") == writer for r in have):
             raise SystemExit(f"writer '{writer}' is already in {kind}.jsonl")
-        keys = {(r.get("prompt", "") if kind == "replies" else "", norm_key(r["text"])) for r in have}
+        keys = {row_key(kind, r) for r in have}
         added = dropped = uncaused = 0
         with open(dest / f"{kind}.jsonl", "a", encoding="utf-8") as fh:
             for r in read_jsonl(Path(src) / f"{kind}.jsonl"):
-                key = (r.get("prompt", "") if kind == "replies" else "", norm_key(r["text"]))
+                key = row_key(kind, r)
                 if key in keys:
                     dropped += 1
                     continue
