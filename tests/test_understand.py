@@ -316,3 +316,17 @@ def test_a_yes_no_check_answered_in_unknown_words_is_taken_or_offered_back_never
     assert direct.reply.option == "direct" or direct.reply.maybe == ("direct",)
     question = reader.read("where do I see whether she is a direct member?", ctx)
     assert question.act == "question" and (question.reply is None or question.reply.option is None)
+
+
+def test_a_flow_id_typed_as_shown_is_that_flow():
+    from bot.understand import Reader
+    from knowledge.loader import load_pack
+
+    reader = Reader(load_pack())
+    typed = reader.read("users-not-working please")
+    assert typed.in_domain and typed.symptom == "users-not-working" and typed.topic is None
+    topic = reader.read("okta-matching-user-not-found?")
+    assert topic.in_domain and topic.topic == "okta-matching-user-not-found" and topic.symptom is None
+    # Part of a longer token is not the id; two ids typed leave the choice to the model.
+    assert reader._typed_flow("xusers-not-working") is None
+    assert reader._typed_flow("users-not-working or updates-not-reflected") is None

@@ -91,6 +91,10 @@ class Reader:
         self._symptom_ids = [s.id for s in bundle.pack.symptoms]
         pack_topics = getattr(bundle.pack, "topics", None)
         self._topic_ids = [t.id for t in pack_topics] if pack_topics else list(TOPICS)
+        # A flow id typed as shown: compiled once, not per id and message. Only hyphenated ids ("quarantine"
+        # is also a plain word); longest first, so an id is never cut short by one it begins with.
+        typed = sorted((i for i in (*self._symptom_ids, *self._topic_ids) if "-" in i), key=len, reverse=True)
+        self._typed_ids = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, typed)) + r")(?![\w-])" if typed else r"(?!x)x")
         self.matcher = AnswerMatcher(bundle)
         self.entities = EntityReader(bundle)
         self.errors = ErrorCatalogue(bundle)
@@ -169,8 +173,8 @@ class Reader:
         return "answer", Reply(maybe=(matching[0],))
 
     def _typed_flow(self, norm: str) -> str | None:
-        found = [i for i in (*self._symptom_ids, *self._topic_ids) if "-" in i and re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", norm)]
-        return found[0] if len(found) == 1 else None
+        found = set(self._typed_ids.findall(norm))
+        return found.pop() if len(found) == 1 else None
 
     def classify(self, text: str) -> dict:
         """`scim-help classify`'s JSON line for one message."""
