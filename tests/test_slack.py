@@ -944,11 +944,11 @@ async def _left_by_a_killed_process(slack: Slack, channel: str, *, posted: bool)
     child.wait()
     store = slack.runtime.store
     inbox = store.inbox("slack")
-    inner = getattr(inbox, "store", None)  # the SQLiteStore behind the inbox
+    inner = getattr(inbox, "file", None)  # the SQLite inbox's own database file
     event = {"type": "message", "channel": channel, "user": ADMIN, "text": "hi", "ts": _ts(), "channel_type": "im"}
     entry = await inbox.put(f"event:Ev{uuid.uuid4().hex[:8]}", json.dumps({"mode": "http", "ct": "application/json", "body": json.dumps(slack.envelope(event))}), seen_ttl=60)
     assert entry is not None and inner is not None
-    await inner._run(lambda c: c.execute("UPDATE inbox SET owner=? WHERE id=?", (f"{_HOST}:{child.pid}:dead", int(entry.id))))
+    await inner.run(lambda c: c.execute("UPDATE inbox SET owner=? WHERE id=?", (f"{_HOST}:{child.pid}:dead", int(entry.id))))
     from bot.render import blocks as bk
 
     outbox = Outbox(Place(channel), [bk.notice("the answer the killed process had committed")], ADMIN)

@@ -425,6 +425,36 @@ async def test_inbox_entries_of_a_dead_holder_are_taken_over(tmp_path, redis_url
             await s.close()
 
 
+async def test_sqlite_inbox_entries_of_an_earlier_version_move_to_the_inbox_file(tmp_path):
+    """Before the inbox had a file of its own its table was in the store's file: entries left there (a
+    process killed before an upgrade) are taken over with their ids, and new ids start above theirs."""
+    import sqlite3
+
+    from bot.store.sqlite import _HOST, SQLiteStore
+
+    path = tmp_path / "scim-help.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, box TEXT NOT NULL, payload TEXT NOT NULL, owner TEXT NOT NULL,"
+        " expires_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, recorded_at REAL NOT NULL);"
+    )
+    old.execute("INSERT INTO inbox VALUES (41, 'slack', 'left', ?, 0, 1, 0)", (f"{_HOST}:999999999:dead",))
+    old.execute("INSERT INTO inbox VALUES (42, 'slack', 'done since', 'x', 0, 1, 0)")
+    old.execute("DELETE FROM inbox WHERE id=42")
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        inbox = store.inbox("slack")
+        taken = await inbox.reclaim()
+        assert [(e.id, e.payload, e.attempts) for e in taken] == [("41", "left", 2)]
+        fresh = await inbox.put("evt", "new", seen_ttl=60)
+        assert fresh is not None and int(fresh.id) > 42
+        assert await store._run(lambda c: c.execute("SELECT name FROM sqlite_master WHERE name='inbox'").fetchall()) == []
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("umask", [0o000, 0o022])
 async def test_sqlite_files_are_private_whatever_the_umask(tmp_path, umask):
     """Break 8: the database and its -wal were 0644 and the data dir 0755, readable by every local user.
@@ -444,7 +474,7 @@ async def test_sqlite_files_are_private_whatever_the_umask(tmp_path, umask):
         await inbox.put("e", "p", seen_ttl=60)
         mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
         assert mode(data) == 0o700
-        files = [data / "scim-help.sqlite3", data / "scim-help.sqlite3-wal", data / "scim-help.sqlite3-shm"]
+        files = [data / f"scim-help{part}.sqlite3{suffix}" for part in ("", ".inbox") for suffix in ("", "-wal", "-shm")]
         assert all(f.exists() for f in files)
         assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
         await store.close()
@@ -461,7 +491,8 @@ async def test_sqlite_files_are_private_whatever_the_umask(tmp_path, umask):
         assert mode(files[1]) == 0o644 & ~umask
         store = SQLiteStore(data / "scim-help.sqlite3")
         assert await store.load("k") == "v"
-        assert mode(data) == 0o700 and {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+        main = files[:3]  # the inbox file's -wal/-shm went with its last connection
+        assert mode(data) == 0o700 and {f.name: mode(f) for f in main} == {f.name: 0o600 for f in main}
         await store.close()
         other.close()
     finally:

@@ -10,7 +10,6 @@ SIGKILLed worker) is taken over at once instead of keeping the conversation busy
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import socket
 import sqlite3
@@ -21,10 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.private import private_dir, private_sqlite
 from bot.store.base import Held, Lease, LeasedStore, Record, StoreUnavailable
-from bot.store.db_thread import DBThread
 from bot.store.keyed import KeyedLocks
+from bot.store.sqlite_file import SQLiteFile
 
 if TYPE_CHECKING:
     from bot.store.sqlite_inbox import SQLiteInbox
@@ -36,13 +34,6 @@ CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, data TEXT NOT NU
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS inbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, box TEXT NOT NULL, payload TEXT NOT NULL, owner TEXT NOT NULL,
-  expires_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, recorded_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS inbox_by_box ON inbox(box, id);
-CREATE INDEX IF NOT EXISTS inbox_by_owner ON inbox(box, owner);
-CREATE INDEX IF NOT EXISTS inbox_by_expiry ON inbox(box, expires_at);
 """
 
 LEASE_SECONDS = 30.0
@@ -93,54 +84,15 @@ class SQLiteStore(LeasedStore):
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._db = DBThread("sqlite-store")
-        self._conn: sqlite3.Connection | None = None
-        self._gate: int | None = None  # the file lock every process takes around its statements
+        self._file = SQLiteFile(self.path, _SCHEMA, "sqlite-store")
+        # The inbox's own file (bot/store/sqlite_file.py says why), opened with the first inbox.
+        self._inbox_file: SQLiteFile | None = None
         self._local = KeyedLocks()
         self._owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
         self._writes = 0
 
-    # -- plumbing ----------------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                private_dir(self.path.parent)
-                private_sqlite(self.path)  # before SQLite creates -wal/-shm: they take the file's mode
-            except OSError as exc:
-                raise sqlite3.OperationalError(f"cannot prepare {self.path}: {exc.strerror or exc}") from exc
-            if self._gate is None:
-                try:
-                    self._gate = os.open(self.path.with_name(self.path.name + "-gate"), os.O_RDWR | os.O_CREAT, 0o600)
-                except OSError as exc:
-                    raise sqlite3.OperationalError(f"cannot prepare {self.path}: {exc.strerror or exc}") from exc
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
-        """`fn` on the DB thread; `urgent` work (recording an event before it is acknowledged) goes ahead
-        of queued turns."""
-
-        def call() -> T:
-            try:
-                conn = self._connect()
-                # Processes take turns on the file through a kernel lock: a waiter wakes the moment the other
-                # process is done, where SQLite's busy handler sleeps 1, 2, 5, 10 … 100 ms between tries
-                # (Slack's ack at 500 events/s over two workers waited through those sleeps).
-                assert self._gate is not None
-                fcntl.flock(self._gate, fcntl.LOCK_EX)
-                try:
-                    return fn(conn)
-                finally:
-                    fcntl.flock(self._gate, fcntl.LOCK_UN)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
-
-        return await asyncio.wrap_future(self._db.submit(call, urgent=urgent))
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._file.run(fn)
 
     # -- conversations -----------------------------------------------------------------------------
 
@@ -337,9 +289,11 @@ class SQLiteStore(LeasedStore):
         return await self._run(q)
 
     def inbox(self, name: str) -> SQLiteInbox:
-        from bot.store.sqlite_inbox import SQLiteInbox
+        from bot.store.sqlite_inbox import SQLiteInbox, inbox_file
 
-        return SQLiteInbox(self, name)
+        if self._inbox_file is None:
+            self._inbox_file = inbox_file(self)
+        return SQLiteInbox(self, self._inbox_file, name)
 
     async def ping(self) -> bool:
         try:
@@ -348,13 +302,6 @@ class SQLiteStore(LeasedStore):
             return False
 
     async def close(self) -> None:
-        def q() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if self._gate is not None:
-                os.close(self._gate)
-                self._gate = None
-
-        await asyncio.wrap_future(self._db.submit(q))
-        await asyncio.get_running_loop().run_in_executor(None, self._db.shutdown)
+        if self._inbox_file is not None:
+            await self._inbox_file.close()
+        await self._file.close()

@@ -1,4 +1,8 @@
-"""The SQLite inbox (bot/store/inbox.py): a table in the store's database file, on the store's DB thread.
+"""The SQLite inbox (bot/store/inbox.py): a database file of its own beside the store's, on its own thread.
+
+Recording an event is what Slack's acknowledgement waits for, so it must not queue behind the turns'
+writes: in its own file it contends only with other recordings and with `done`, and a turn's writes or a
+WAL checkpoint of the conversations' file never hold it up (bot/store/sqlite_file.py).
 
 An entry's lease names its holder like a conversation lease does (host, pid namespace, pid, a token): a
 process of this host that has exited is seen to be dead at once, so after a SIGKILL the restarted server
@@ -12,21 +16,63 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.store.inbox import LEASE, Batcher, Entry, Inbox, InboxFull
 from bot.store.sqlite import _holder_died, _transaction
+from bot.store.sqlite_file import SQLiteFile
 
 if TYPE_CHECKING:
     from bot.store.sqlite import SQLiteStore
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, box TEXT NOT NULL, payload TEXT NOT NULL, owner TEXT NOT NULL,
+  expires_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, recorded_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_box ON inbox(box, id);
+CREATE INDEX IF NOT EXISTS inbox_by_owner ON inbox(box, owner);
+CREATE INDEX IF NOT EXISTS inbox_by_expiry ON inbox(box, expires_at);
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+"""
+
 _Put = tuple[str, str, int, int]  # key, payload, seen_ttl, limit
 _Done = tuple[int, tuple[tuple[str, str], ...]]  # entry id, records to drop
+# Expired request keys are removed every PURGE_EVERY recordings, not on each.
+PURGE_EVERY = 500
+
+
+def inbox_file(store: SQLiteStore) -> SQLiteFile:
+    """`scim-help.sqlite3` keeps its inbox in `scim-help.inbox.sqlite3`."""
+    path = store.path.with_name(f"{store.path.stem}.inbox{store.path.suffix}")
+    return SQLiteFile(path, _SCHEMA, "sqlite-inbox", on_open=lambda c: _adopt_legacy(c, store.path))
+
+
+def _adopt_legacy(c: sqlite3.Connection, store_path: Path) -> None:
+    """Entries an earlier version left in the store's own file move here with their ids (the Slack outbox
+    records are keyed by entry id), and new ids start above theirs. Repeating it is harmless."""
+    c.execute("ATTACH DATABASE ? AS legacy", (str(store_path),))
+    try:
+        if c.execute("SELECT 1 FROM legacy.sqlite_master WHERE type='table' AND name='inbox'").fetchone() is None:
+            return
+        with _transaction(c):
+            c.execute("INSERT OR IGNORE INTO main.inbox SELECT id, box, payload, owner, expires_at, attempts, recorded_at FROM legacy.inbox")
+            last = c.execute("SELECT seq FROM legacy.sqlite_sequence WHERE name='inbox'").fetchone()
+            mine = c.execute("SELECT seq FROM main.sqlite_sequence WHERE name='inbox'").fetchone()
+            if last is not None and (mine is None or mine[0] < last[0]):
+                c.execute("DELETE FROM main.sqlite_sequence WHERE name='inbox'")
+                c.execute("INSERT INTO main.sqlite_sequence(name, seq) VALUES ('inbox', ?)", (last[0],))
+            c.execute("DROP TABLE legacy.inbox")
+    finally:
+        c.execute("DETACH DATABASE legacy")
 
 
 class SQLiteInbox(Inbox):
-    def __init__(self, store: SQLiteStore, box: str) -> None:
+    def __init__(self, store: SQLiteStore, file: SQLiteFile, box: str) -> None:
         self.store = store
+        self.file = file
+        self._puts_since_purge = 0
         self.box = box
         self.owner = store._owner
         self._puts: Batcher[_Put, Entry | None] = Batcher(self._put_batch)
@@ -44,7 +90,7 @@ class SQLiteInbox(Inbox):
                 for key, payload, seen_ttl, limit in items:
                     if limit and waiting >= limit:
                         out.append(InboxFull())
-                    elif not self.store._claim_in(c, [f"inbox:{self.box}:{key}"], seen_ttl, now):
+                    elif not _first_sighting(c, f"{self.box}:{key}", seen_ttl, now):
                         out.append(None)
                     else:
                         cur = c.execute(
@@ -53,9 +99,15 @@ class SQLiteInbox(Inbox):
                         )
                         out.append(Entry(str(cur.lastrowid), payload, 1, now))
                         waiting += 1
+                if purge:
+                    c.execute("DELETE FROM seen WHERE expires_at<?", (now,))
             return out
 
-        return await self.store._run(q, urgent=True)  # the acknowledgement waits for this
+        self._puts_since_purge += len(items)
+        purge = self._puts_since_purge >= PURGE_EVERY
+        if purge:
+            self._puts_since_purge = 0
+        return await self.file.run(q, urgent=True)  # the acknowledgement waits for this
 
     def _waiting(self, c: sqlite3.Connection, limit: int) -> int:
         """How many entries wait, exactly when it matters: the id span is an upper bound found through the
@@ -74,13 +126,14 @@ class SQLiteInbox(Inbox):
         await self._dones.submit((int(entry.id), tuple(drop)))
 
     async def _done_batch(self, items: list[_Done]) -> list[None | Exception]:
-        def q(c: sqlite3.Connection) -> list[None | Exception]:
-            with _transaction(c):
-                c.executemany("DELETE FROM inbox WHERE id=?", [(entry_id,) for entry_id, _ in items])
-                c.executemany("DELETE FROM records WHERE kind=? AND key=?", [d for _, drop in items for d in drop])
-            return [None] * len(items)
-
-        return await self.store._run(q)
+        """The records first, then the entries: a crash between the two leaves an entry whose turn is
+        already committed, and taken over it is answered as the repeat it is; the other order would leave
+        records nobody drops."""
+        drops = [d for _, drop in items for d in drop]
+        if drops:
+            await self.store._run(lambda c: c.executemany("DELETE FROM records WHERE kind=? AND key=?", drops))
+        await self.file.run(lambda c: c.executemany("DELETE FROM inbox WHERE id=?", [(entry_id,) for entry_id, _ in items]))
+        return [None] * len(items)
 
     async def renew(self, entries: Sequence[Entry]) -> None:
         if not entries:
@@ -90,7 +143,7 @@ class SQLiteInbox(Inbox):
             # Every entry of ours: those in progress, and any this process recorded but no longer tracks.
             c.execute("UPDATE inbox SET expires_at=? WHERE box=? AND owner=?", (time.time() + LEASE, self.box, self.owner))
 
-        await self.store._run(q)
+        await self.file.run(q)
 
     async def reclaim(self, limit: int = 100) -> list[Entry]:
         def q(c: sqlite3.Connection) -> list[Entry]:
@@ -106,4 +159,13 @@ class SQLiteInbox(Inbox):
                     taken.append(Entry(str(row_id), payload, attempts, recorded_at))
             return taken
 
-        return await self.store._run(q)
+        return await self.file.run(q)
+
+
+def _first_sighting(c: sqlite3.Connection, key: str, ttl: int, now: float) -> bool:
+    """Remember `key` for `ttl` seconds; False when it is remembered already (a redelivery)."""
+    cur = c.execute(
+        "INSERT INTO seen(key, expires_at) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE seen.expires_at < ?",
+        (key, now + ttl, now),
+    )
+    return cur.rowcount == 1
