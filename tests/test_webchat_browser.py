@@ -284,6 +284,34 @@ def _decide(state: dict) -> tuple[str, str] | None:
     return ("type", "talk to a human")
 
 
+async def _open(page: Page, server: str, *, width: int, height: int, mobile: bool) -> None:
+    """Attach a fresh tab with the given viewport, motion reduced (no mid-animation geometry), clipboard allowed."""
+    target = await page.send("Target.createTarget", {"url": "about:blank"})
+    attached = await page.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+    page.session = attached["sessionId"]
+    for domain in ("Page", "Runtime", "Log"):
+        await page.send(f"{domain}.enable")
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+    await page.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    await page.send(
+        "Browser.grantPermissions",
+        {"origin": server.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+        browser=True,
+    )
+
+
+def _problems(page: Page) -> list[dict]:
+    """Script errors and console errors (a CSP violation is one) seen so far."""
+    return [
+        e for e in page.events
+        if e["method"] == "Runtime.exceptionThrown"
+        or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+
+
 async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
     proc, profile = chromium
     downloads = tmp_path / "downloads"
@@ -295,26 +323,10 @@ async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
         async with http.ws_connect(url, max_msg_size=0) as ws:
             page = Page(ws)
             try:
-                target = await page.send("Target.createTarget", {"url": "about:blank"})
-                attached = await page.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
-                page.session = attached["sessionId"]
-                for domain in ("Page", "Runtime", "Log"):
-                    await page.send(f"{domain}.enable")
-                await page.send(
-                    "Emulation.setDeviceMetricsOverride",
-                    {"width": 1100, "height": 1500, "deviceScaleFactor": 1, "mobile": False},
-                )
-                await page.send(
-                    "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]}
-                )
+                await _open(page, server, width=1100, height=1500, mobile=False)
                 await page.send(
                     "Browser.setDownloadBehavior",
                     {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True},
-                    browser=True,
-                )
-                await page.send(
-                    "Browser.grantPermissions",
-                    {"origin": server.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
                     browser=True,
                 )
 
@@ -419,11 +431,7 @@ async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
                 assert await page.eval("document.querySelectorAll('.divider').length") == 1
 
                 # No script errors and no CSP violations along the way.
-                problems = [
-                    e for e in page.events
-                    if e["method"] == "Runtime.exceptionThrown"
-                    or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-                ]
-                assert not problems, problems
+                assert not _problems(page), _problems(page)
             finally:
                 await page.close()
+
