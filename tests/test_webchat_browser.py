@@ -145,6 +145,16 @@ class Page:
                 params["text"] = "\r"
             await self.send("Input.dispatchKeyEvent", params)
 
+    async def press_tab(self) -> None:
+        for kind in ("keyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", {"type": kind, "key": "Tab", "code": "Tab", "windowsVirtualKeyCode": 9})
+
+    async def paste(self) -> None:
+        """Ctrl+V into the focused element: the browser's own paste, with the page's paste event and maxlength."""
+        down = {"key": "v", "code": "KeyV", "windowsVirtualKeyCode": 86, "modifiers": 2}
+        await self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **down, "commands": ["paste"]})
+        await self.send("Input.dispatchKeyEvent", {"type": "keyUp", **down})
+
     async def type(self, text: str) -> None:
         await self.send("Input.insertText", {"text": text})
 
@@ -284,6 +294,34 @@ def _decide(state: dict) -> tuple[str, str] | None:
     return ("type", "talk to a human")
 
 
+async def _open(page: Page, server: str, *, width: int, height: int, mobile: bool) -> None:
+    """Attach a fresh tab with the given viewport, motion reduced (no mid-animation geometry), clipboard allowed."""
+    target = await page.send("Target.createTarget", {"url": "about:blank"})
+    attached = await page.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+    page.session = attached["sessionId"]
+    for domain in ("Page", "Runtime", "Log"):
+        await page.send(f"{domain}.enable")
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+    await page.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    await page.send(
+        "Browser.grantPermissions",
+        {"origin": server.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+        browser=True,
+    )
+
+
+def _problems(page: Page) -> list[dict]:
+    """Script errors and console errors (a CSP violation is one) seen so far."""
+    return [
+        e for e in page.events
+        if e["method"] == "Runtime.exceptionThrown"
+        or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+
+
 async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
     proc, profile = chromium
     downloads = tmp_path / "downloads"
@@ -295,26 +333,10 @@ async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
         async with http.ws_connect(url, max_msg_size=0) as ws:
             page = Page(ws)
             try:
-                target = await page.send("Target.createTarget", {"url": "about:blank"})
-                attached = await page.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
-                page.session = attached["sessionId"]
-                for domain in ("Page", "Runtime", "Log"):
-                    await page.send(f"{domain}.enable")
-                await page.send(
-                    "Emulation.setDeviceMetricsOverride",
-                    {"width": 1100, "height": 1500, "deviceScaleFactor": 1, "mobile": False},
-                )
-                await page.send(
-                    "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]}
-                )
+                await _open(page, server, width=1100, height=1500, mobile=False)
                 await page.send(
                     "Browser.setDownloadBehavior",
                     {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True},
-                    browser=True,
-                )
-                await page.send(
-                    "Browser.grantPermissions",
-                    {"origin": server.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
                     browser=True,
                 )
 
@@ -419,11 +441,128 @@ async def test_webchat_in_a_real_browser(server, chromium, tmp_path):
                 assert await page.eval("document.querySelectorAll('.divider').length") == 1
 
                 # No script errors and no CSP violations along the way.
-                problems = [
-                    e for e in page.events
-                    if e["method"] == "Runtime.exceptionThrown"
-                    or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-                ]
-                assert not problems, problems
+                assert not _problems(page), _problems(page)
+            finally:
+                await page.close()
+
+
+# ---- a phone ------------------------------------------------------------------------------------------------
+
+# Where things are on the page, in CSS px of the viewport.
+LAYOUT_JS = """(() => {
+    const box = el => { const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, height: r.height}; };
+    const bots = document.querySelectorAll('.msg.bot');
+    return {
+        viewport: window.innerHeight,
+        pageScroll: document.scrollingElement.scrollTop,
+        dock: box(document.querySelector('.dock')),
+        main: box(document.getElementById('main')),
+        input: box(document.getElementById('composer-input')),
+        first: bots.length ? box(bots[0]) : null,
+        last: bots.length ? box(bots[bots.length - 1]) : null,
+    };
+})()"""
+
+FOCUS_JS = """(() => {
+    const a = document.activeElement;
+    const live = document.querySelector('.choices button:not(:disabled)');
+    const bots = document.querySelectorAll('.msg.bot');
+    return {tag: a.tagName, id: a.id, choice: a.dataset.choice || null, first: live ? live.dataset.choice : null,
+            onFirst: a === live, inLastReply: bots.length > 0 && bots[bots.length - 1].contains(a)};
+})()"""
+
+
+def test_the_page_and_the_server_agree_on_the_message_limit():
+    """What the box holds, the server takes: maxlength counts UTF-16 units and the server code points, so the
+    page is never the looser of the two (and the 16 KB body limit fits 4,000 of any character but controls)."""
+    from bot.channels.web import MAX_TEXT
+
+    html = (ROOT / "bot" / "web" / "index.html").read_text()
+    assert f'maxlength="{MAX_TEXT}"' in html
+
+
+async def test_webchat_on_a_phone(server, chromium):
+    """400 x 800: the conversation gets the room, the greeting is read from its top, a click does not throw
+    focus onto the next buttons, and a paste over the limit says what was left out."""
+    proc, profile = chromium
+    url = await _devtools_url(proc, profile)
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            page = Page(ws)
+            try:
+                await _open(page, server, width=400, height=800, mobile=True)
+                await page.send("Page.navigate", {"url": server})
+                await page.wait_for(
+                    "document.body.dataset.busy === 'false' && document.querySelectorAll('.msg.bot .choices button').length > 0",
+                    "the greeting",
+                )
+                assert await page.eval("window.innerWidth") == 400
+
+                # The composer is compact; the conversation has the screen (main's files: 174 of 800 px).
+                at_load = await page.eval(LAYOUT_JS)
+                share = at_load["dock"]["height"] / at_load["viewport"]
+                assert share <= 0.15, f"the composer takes {at_load['dock']['height']:.0f} of {at_load['viewport']} px"
+                assert at_load["main"]["height"] >= 0.75 * at_load["viewport"], at_load
+
+                # The greeting is read from its top: nothing of it is scrolled away above the log.
+                assert at_load["first"]["top"] >= at_load["main"]["top"], at_load
+
+                # The box grows with what is typed, up to a cap.
+                await page.click("#composer-input")
+                await page.type("line\n" * 3 + "line")
+                grown = await page.eval(LAYOUT_JS)
+                assert grown["input"]["height"] > at_load["input"]["height"] + 20, (at_load["input"], grown["input"])
+                await page.type("\nline" * 40)
+                capped = await page.eval(LAYOUT_JS)
+                assert grown["input"]["height"] < capped["input"]["height"] <= 0.3 * capped["viewport"], capped["input"]
+                await page.eval("(() => { const i = document.getElementById('composer-input'); i.value = ''; "
+                                "i.dispatchEvent(new Event('input')); })()")
+                assert (await page.eval(LAYOUT_JS))["input"]["height"] == at_load["input"]["height"]
+
+                # A click on an answer: the reply comes into view from its top and focus is not thrown onto
+                # the next question's first button — but Tab still gets there.
+                bots = (await page.eval(STATE_JS))["bots"]
+                await page.click('.choices button[data-choice="cannot-enable"]')
+                state = await _settle(page, bots)
+                assert state["choices"], state
+                after = await page.eval(LAYOUT_JS)
+                assert after["main"]["top"] <= after["last"]["top"] < after["main"]["bottom"], after
+                focus = await page.eval(FOCUS_JS)
+                assert not focus["onFirst"] and focus["tag"] != "BUTTON", focus
+                assert focus["tag"] != "BODY" and (focus["inLastReply"] or focus["id"] == "composer-input"), focus
+                await page.press_tab()
+                focus = await page.eval(FOCUS_JS)
+                assert focus["onFirst"], focus
+
+                # A paste over the limit: cut to the limit, and the page says so next to the box.
+                pasted = "SCIM error: user amelia.ross@contosopharma.com was not created. " * 100
+                pasted = pasted[:5000]
+                await page.eval(f"navigator.clipboard.writeText({json.dumps(pasted)})")
+                await page.click("#composer-input")
+                await page.paste()
+                assert await page.eval("document.getElementById('composer-input').value.length") == 4000
+                note = await page.wait_for(
+                    "(() => { const n = document.getElementById('composer-note'); "
+                    "return n && n.offsetHeight > 0 && n.textContent; })()",
+                    "the note about the cut paste",
+                )
+                assert "5,000" in note and "4,000" in note, note
+                assert await page.eval(
+                    "document.getElementById('composer-input').getAttribute('aria-describedby').split(' ').includes('composer-note')"
+                )
+                # What is left is what the server takes: sent without an error, and the note is gone.
+                bots = (await page.eval(STATE_JS))["bots"]
+                await page.press_enter()
+                await _settle(page, bots)
+                assert not await page.eval("document.querySelector('.msg.error')")
+                assert await page.eval("[...document.querySelectorAll('.msg.admin')].pop().textContent.length") >= 3900
+                assert not await page.eval("document.getElementById('composer-note').textContent")
+                # Only the log scrolls; the page itself stays put, so the dock never slides off the screen.
+                assert (await page.eval(LAYOUT_JS))["pageScroll"] == 0
+
+                shot = await page.send("Page.captureScreenshot", {"format": "png"})
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                (ARTIFACTS / "webchat-phone.png").write_bytes(base64.b64decode(shot["data"]))
+                assert not _problems(page), _problems(page)
             finally:
                 await page.close()

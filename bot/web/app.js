@@ -11,6 +11,9 @@
   var restartButton = document.getElementById("restart");
   var statusLine = document.getElementById("status");
   var scroller = document.getElementById("main");
+  var note = document.getElementById("composer-note");
+  var LIMIT = input.maxLength > 0 ? input.maxLength : 4000; // index.html's maxlength, the server's MAX_TEXT
+  var narrow = window.matchMedia ? window.matchMedia("(max-width: 600px)") : null;
 
   var conversation = readId();
   var busy = false;
@@ -103,6 +106,15 @@
     scroller.scrollTop = scroller.scrollHeight;
   }
 
+  // To the end, but never past the top of `node`: a reply taller than the screen (the greeting on a phone)
+  // is read from its start, not from its buttons.
+  function reveal(node) {
+    scrollToEnd();
+    if (!node) return;
+    var above = scroller.getBoundingClientRect().top - node.getBoundingClientRect().top + 16;
+    if (above > 0) scroller.scrollTop -= above;
+  }
+
   function addAdmin(text) {
     var node = el("article", "msg admin");
     node.appendChild(el("span", "who visually-hidden", "You said:"));
@@ -169,7 +181,6 @@
       node.appendChild(group);
     }
     log.appendChild(node);
-    scrollToEnd();
     return node;
   }
 
@@ -356,16 +367,33 @@
     }
   }
 
+  // Returns the first of the new replies' answer groups, if any.
   function showTurn(data) {
     document.body.dataset.phase = data.phase || "";
     document.body.dataset.asking = data.asking || "";
     var first = null;
+    var group = null;
     if (data.started && log.querySelector(".msg")) addDivider("New conversation");
     (data.replies || []).forEach(function (reply) {
       var node = addBot(reply, true);
-      if (!first) first = node.querySelector(".choices button");
+      if (!first) first = node;
+      if (!group) group = node.querySelector(".choices");
     });
-    return first;
+    reveal(first);
+    return group;
+  }
+
+  // After an answer button: focus goes to the next answers' group, not into it, so Tab reaches the first
+  // button, a screen reader hears the group's name once (the log reads the reply), nothing scrolls, and a
+  // phone's keyboard stays down. Only a question that wants typing brings focus to the box.
+  function focusAfterClick(group) {
+    if (!group) {
+      input.focus();
+      return;
+    }
+    group.tabIndex = -1;
+    group.addEventListener("blur", function () { group.removeAttribute("tabindex"); }, { once: true });
+    group.focus({ preventScroll: true });
   }
 
   // payload: {text} or {choice}; label: what to echo as the admin's message.
@@ -380,14 +408,17 @@
     request("POST", "/api/chat", body).then(function (data) {
       setBusy(false);
       saveId(data.conversation);
-      var firstChoice = showTurn(data);
-      if (clicked && firstChoice) firstChoice.focus();
+      var group = showTurn(data);
+      if (clicked) focusAfterClick(group);
       else input.focus();
     }, function (err) {
       setBusy(false);
       addError(err.message);
       if (err.code === "unknown_conversation") saveId(null); // the next message starts a new one
-      if (payload.text) input.value = payload.text; // nothing typed is lost
+      if (payload.text) { // nothing typed is lost
+        input.value = payload.text;
+        fit();
+      }
       offered.forEach(function (b) { b.disabled = false; b.classList.remove("picked"); });
       input.focus();
     });
@@ -397,10 +428,15 @@
     // Buttons stay live only on the bot replies after the admin's last message.
     var lastAdmin = -1;
     entries.forEach(function (e, i) { if (e.who === "admin") lastAdmin = i; });
+    var latest = null;
     entries.forEach(function (e, i) {
       if (e.who === "admin") addAdmin(e.text);
-      else if (e.who === "bot" && e.reply) addBot(e.reply, i > lastAdmin);
+      else if (e.who === "bot" && e.reply) {
+        var node = addBot(e.reply, i > lastAdmin);
+        if (i > lastAdmin && !latest) latest = node;
+      }
     });
+    reveal(latest);
   }
 
   function start() {
@@ -424,6 +460,66 @@
     });
   }
 
+  // ---- the message box ---------------------------------------------------------------------------
+
+  // On a phone the box starts one line high and grows with its text up to the CSS max-height; wider
+  // screens keep the two rows and the resize handle.
+  function fit() {
+    input.style.height = "";
+    if (!narrow || !narrow.matches) return;
+    if (input.value && input.scrollHeight > input.clientHeight) { // the placeholder does not count
+      input.style.height = input.scrollHeight + input.offsetHeight - input.clientHeight + "px";
+    }
+  }
+
+  function count(n) {
+    return n.toLocaleString("en-US");
+  }
+
+  var noteKind = "";
+  function setNote(kind, text) {
+    noteKind = kind;
+    note.textContent = text;
+  }
+
+  // At the limit the box takes no more and says so; a paste's own note stays until the box is sent or emptied.
+  function noteLimit() {
+    if (!input.value) setNote("", "");
+    else if (input.value.length >= LIMIT) {
+      if (!noteKind) setNote("full", "That's the limit: a message holds at most " + count(LIMIT) + " characters.");
+    } else if (noteKind === "full") setNote("", "");
+  }
+
+  // maxlength cuts a long paste without a word; say what was left out (the server takes no more either).
+  input.addEventListener("paste", function (event) {
+    var data = event.clipboardData;
+    if (!data) return;
+    var pasted = data.getData("text/plain").replace(/\r\n?/g, "\n").length;
+    var kept = input.value.length - (input.selectionEnd - input.selectionStart);
+    window.setTimeout(function () { // after the browser has inserted what fits
+      var added = input.value.length - kept;
+      if (added >= pasted) {
+        noteLimit();
+        return;
+      }
+      setNote("paste", added > 0
+        ? "Your paste was " + count(pasted) + " characters; only the first " + count(added) +
+          " were added (a message holds " + count(LIMIT) + " at most)."
+        : "The box is full (a message holds " + count(LIMIT) + " characters at most): your paste of " +
+          count(pasted) + " characters was not added.");
+    }, 0);
+  });
+
+  input.addEventListener("input", function (event) {
+    fit();
+    if (event.inputType !== "insertFromPaste") noteLimit(); // the paste handler speaks for pastes, once
+  });
+
+  if (narrow) {
+    if (narrow.addEventListener) narrow.addEventListener("change", fit);
+    else if (narrow.addListener) narrow.addListener(fit);
+  }
+
   // ---- controls ----------------------------------------------------------------------------------
 
   form.addEventListener("submit", function (event) {
@@ -431,6 +527,8 @@
     var text = input.value.trim();
     if (!text || busy) return;
     input.value = "";
+    fit();
+    setNote("", "");
     send({ text: text }, text, false);
   });
 
