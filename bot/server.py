@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import logging
 import os
 import socket
@@ -29,8 +28,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from bot.admission import GATES
+from bot.logs import floor_library_logs
 from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
 from bot.runtime import Runtime
+from bot.service import Channel, Conversations, attach
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store.base import StoreUnavailable
 
@@ -248,7 +249,7 @@ def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
     runtime.handle = handle  # type: ignore[method-assign]
 
 
-def _optional_channel(name: str):
+def _optional_channel(name: str) -> Any:
     """Import bot.channels.<name>, or None (logged) while a colleague has not landed it yet."""
     import importlib
 
@@ -262,6 +263,23 @@ def _optional_channel(name: str):
         return None
 
 
+def _wanted(settings: Settings, name: str) -> bool:
+    return {"web": settings.web_chat_on, "slack": settings.slack_enabled, "teams": settings.teams_enabled}[name]
+
+
+def _channels(app: web.Application, conversations: Conversations) -> None:
+    """Each channel the settings ask for, loaded by name and run through the Channel protocol."""
+    for name in ("web", "slack", "teams"):
+        if not _wanted(conversations.settings, name):
+            continue
+        module = _optional_channel(name)
+        if module is None:
+            continue
+        channel: Channel = module.channel(conversations)
+        attach(app, channel)
+        app[STATE]["channels"].append(channel.name)
+
+
 def build_app(runtime: Runtime) -> web.Application:
     settings = runtime.settings
     metrics = Metrics()
@@ -269,6 +287,8 @@ def build_app(runtime: Runtime) -> web.Application:
     _instrument(runtime, metrics, inflight)
 
     hide_server_version()
+    # Before any channel is built: the Slack channel's loggers take their levels when it is.
+    floor_library_logs()
     app = web.Application(middlewares=[error_middleware])
     app[RUNTIME] = runtime
     app[METRICS] = metrics
@@ -280,11 +300,8 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
 
+    _channels(app, Conversations(runtime))
     if settings.web_chat_on:
-        from bot.channels import web as web_channel
-
-        web_channel.mount(app, runtime)
-        app[STATE]["channels"].append("web")
         _warn_about_web_chat(settings)
     else:
         app.router.add_get("/", web_chat_disabled)
@@ -293,24 +310,7 @@ def build_app(runtime: Runtime) -> web.Application:
                 "web chat off: the server listens beyond this machine and no SCIM_HELP_WEB_IDENTITY_HEADER is set",
                 extra={"host": settings.host},
             )
-
-    if settings.slack_enabled:
-        slack = _optional_channel("slack")
-        if slack is not None and settings.slack_mode == "http":
-            slack.mount(app, runtime)
-            app[STATE]["channels"].append("slack")
-        elif slack is not None:
-            app.on_startup.append(_start_socket_mode)
-            app.on_cleanup.append(_stop_socket_mode)
-            app[STATE]["channels"].append("slack-socket")
-
-    if settings.teams_enabled:
-        teams = _optional_channel("teams")
-        if teams is not None:
-            teams.mount(app, runtime)
-            # teams.mount itself warns loudly when the endpoint is unauthenticated (no MicrosoftAppId).
-            app[STATE]["channels"].append("teams")
-    else:
+    if not settings.teams_enabled:
         log.warning(
             "Teams endpoint /api/messages is off: MicrosoftAppId is not set and the server listens on %s, not "
             "on loopback; unauthenticated Teams is only served on 127.0.0.1 (Emulator, Agents Playground)",
@@ -350,39 +350,6 @@ async def _drain(app: web.Application) -> None:
     timeout = app[RUNTIME].settings.shutdown_timeout
     if not await inflight.wait_idle(timeout):
         log.warning("shutdown timeout: turns still in flight", extra={"turns": inflight.count})
-
-
-async def _start_socket_mode(app: web.Application) -> None:
-    from bot.channels.slack import start_socket_mode
-
-    # Run as a task: whether start_socket_mode returns a handle or keeps the connection open itself, the
-    # server's startup is never blocked by Slack.
-    task = asyncio.create_task(start_socket_mode(app[RUNTIME]), name="slack-socket-mode")
-
-    def done(t: asyncio.Task) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("Slack Socket Mode failed", exc_info=t.exception())
-
-    task.add_done_callback(done)
-    app[STATE]["socket_task"] = task
-
-
-async def _stop_socket_mode(app: web.Application) -> None:
-    task: asyncio.Task | None = app[STATE].get("socket_task")
-    if task is None:
-        return
-    if task.done() and not task.cancelled() and task.exception() is None:
-        handle = task.result()
-        for name in ("close_async", "disconnect_async", "close", "disconnect"):
-            method = getattr(handle, name, None)
-            if method is not None:
-                result = method()
-                if inspect.isawaitable(result):
-                    await result
-                break
-    else:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -29,8 +29,9 @@ from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr
 
 from bot.channels import teams
-from bot.channels.teams import clean_text, conversation_id, conversation_link, escalation_channel_id, mount
+from bot.channels.teams import channel, clean_text, conversation_id, conversation_link, escalation_channel_id
 from bot.render import cards
+from bot.service import Conversations, attach
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.test_cards import submits
 
@@ -137,7 +138,7 @@ async def make_teams(make_runtime, connector):
     async def factory(**overrides) -> Teams:
         runtime = make_runtime(**overrides)
         app = web.Application()
-        mount(app, runtime)
+        attach(app, channel(Conversations(runtime)))
         client = TestClient(TestServer(app))
         await client.start_server()
         opened.append(client)
@@ -273,7 +274,7 @@ def test_conversation_ids_and_links():
 
 async def test_mount_warns_when_unauthenticated(make_runtime, caplog):
     caplog.set_level(logging.WARNING, logger="scim_help.teams")
-    mount(web.Application(), make_runtime())
+    channel(Conversations(make_runtime())).mount(web.Application())
     assert any(r.levelno == logging.WARNING and "WITHOUT authentication" in r.getMessage() for r in caplog.records)
 
 
@@ -535,7 +536,7 @@ async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime
 
     runtime = make_runtime()
     app = web.Application()
-    teams.mount(app, runtime)
+    attach(app, teams.channel(Conversations(runtime)))
     async with TestClient(TestServer(app)) as client:
         activity = {
             "type": "message",

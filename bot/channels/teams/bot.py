@@ -23,8 +23,7 @@ from bot.channels.teams.connector import Connector, message
 from bot.events import Incoming, Reply, Turn
 from bot.redact import pseudonymise
 from bot.render import cards
-from bot.runtime import Runtime
-from bot.store.base import StoreUnavailable
+from bot.service import Conversations, StoreUnavailable
 
 log = logging.getLogger("scim_help.teams")
 
@@ -69,17 +68,17 @@ class Delivery:
 
 
 class TeamsBot:
-    def __init__(self, runtime: Runtime, connector: Connector, escalation_channel: str | None) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(self, conversations: Conversations, connector: Connector, escalation_channel: str | None) -> None:
+        self.conversations = conversations
         self.connector = connector
-        self.ttl = runtime.settings.conversation_ttl
+        self.ttl = conversations.settings.conversation_ttl
+        self.cards = conversations.side("teams-card")
         self.escalation_channel = escalation_channel
         self._refs_written: dict[str, str] = {}
 
     @property
     def support_url(self) -> str | None:
-        return self.runtime.engine.support_url
+        return self.conversations.support_url
 
     # -- every activity ----------------------------------------------------------------------------
 
@@ -91,7 +90,7 @@ class TeamsBot:
         try:
             if isinstance(aid, str) and aid:
                 key = f"teams-activity:{turn.channel_id}:{turn.raw_conversation}:{aid}"
-                if not await self.store.claim(key, DEDUPE_TTL):
+                if not await self.conversations.claim(key, ttl=DEDUPE_TTL):
                     log.info("teams: duplicate activity ignored", extra=act.log_extra(activity))
                     return 201
             await self._remember_channel(turn)
@@ -150,16 +149,16 @@ class TeamsBot:
             if self._refs_written.get(key) == data:
                 continue
             self._refs_written[key] = data
-            await self.store.put_record(REF_KIND, key, data)
+            await self.conversations.put_record(REF_KIND, key, data)
             log.info("teams: stored channel reference", extra=act.log_extra(activity, ref=pseudonymise(key)))
 
     async def _welcome(self, turn: Delivery) -> None:
         if not turn.raw_conversation:
             return
         cid = act.conversation_id(turn.activity)
-        if not await self.store.claim(f"teams-welcome:{cid}", WELCOME_TTL):
+        if not await self.conversations.claim(f"teams-welcome:{cid}", ttl=WELCOME_TTL):
             return
-        result = await self.runtime.handle(Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(turn.activity)))
+        result = await self.conversations.handle(Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(turn.activity)))
         await self._send(turn, cid, list(result.replies))
 
     # -- messages --------------------------------------------------------------------------------------
@@ -180,11 +179,11 @@ class TeamsBot:
         cid = act.conversation_id(activity)
         if choice is not None:
             reply_to = activity.get("replyToId") if isinstance(activity.get("replyToId"), str) else None
-            if not await self.store.claim(f"teams-click:{cid}:{reply_to or '-'}:{choice}", self.ttl):
+            if not await self.conversations.claim(f"teams-click:{cid}:{reply_to or '-'}:{choice}", ttl=self.ttl):
                 log.info("teams: repeated click ignored", extra=act.log_extra(activity))
                 return
             await self._mark_answered(turn, cid, reply_to, choice)
-        result = await self.runtime.handle(
+        result = await self.conversations.handle(
             Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(activity), text=text, choice=choice)
         )
         if result.silent:
@@ -200,9 +199,8 @@ class TeamsBot:
         """Replace the clicked buttons with the chosen answer, so the card cannot be answered twice."""
         if not reply_to or turn.channel_id not in UPDATE_CHANNELS:
             return
-        key = f"teams-card:{cid}:{reply_to}"
         try:
-            raw = await self.store.load(key)
+            raw = await self.cards.load(cid, reply_to)
             if not raw:
                 return
             updated = cards.mark_answered(json.loads(raw), choice)
@@ -210,7 +208,7 @@ class TeamsBot:
                 return
             update = message(cards.attachment(updated), incoming=turn.activity)
             await self.connector.update(turn.service_url, turn.raw_conversation, reply_to, update)
-            await self.store.save(key, json.dumps(updated), self.ttl)
+            await self.cards.save(cid, json.dumps(updated), reply_to)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -227,7 +225,7 @@ class TeamsBot:
         for attachment in cards.render_replies(replies, support_url=self.support_url):
             sent = await self.connector.send(turn.service_url, turn.raw_conversation, message(attachment, incoming=activity), reply_to=turn.activity_id)
             if sent and turn.channel_id in UPDATE_CHANNELS and cards.has_choices(attachment["content"]):
-                await self.store.save(f"teams-card:{cid}:{sent}", json.dumps(attachment["content"]), self.ttl)
+                await self.cards.save(cid, json.dumps(attachment["content"]), sent)
 
     # -- escalation --------------------------------------------------------------------------------------
 
@@ -238,13 +236,13 @@ class TeamsBot:
         ticket_reply = next((r for r in result.replies if r.kind == "ticket" and r.ticket is not None), None)
         if ticket_reply is None:
             return None
-        state = await self.runtime.engine.state(cid)
+        state = await self.conversations.state(cid)
         if state is None or state.outcome != "escalated":
             return None
-        if not await self.store.claim(f"teams-escalation:{cid}:{state.episode}", self.ttl):
+        if not await self.conversations.claim(f"teams-escalation:{cid}:{state.episode}", ttl=self.ttl):
             return None
         activity = turn.activity
-        raw = await self.store.get_record(REF_KIND, self.escalation_channel)
+        raw = await self.conversations.get_record(REF_KIND, self.escalation_channel)
         if not raw:
             log.warning(
                 "teams: cannot hand the ticket to the escalation channel: no conversation reference stored for it "
