@@ -8,8 +8,9 @@
     /readyz            readiness: 200 when the store answers and the knowledge pack is loaded, else 503
     /metrics           Prometheus exposition (bot/metrics.py)
 
-Every adapter calls `runtime.handle()`; `build_app` wraps it to count turns in flight, so a SIGTERM
-(`web.run_app` handles it) stops accepting connections, waits for those turns to finish (up to
+The server's runtime is made by `create_runtime`, which composes the server's `Instruments` into it: the
+store wrapped for metrics, and a middleware counting turns in flight around every `runtime.handle()`, so
+a SIGTERM (`web.run_app` handles it) stops accepting connections, waits for those turns to finish (up to
 SCIM_HELP_SHUTDOWN_TIMEOUT), then closes the store. Store outages become a polite 503 on every endpoint;
 anything unexpected becomes a 500 JSON without details (logged and counted).
 """
@@ -28,12 +29,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from bot.admission import GATES
+from bot.events import Incoming, Turn
 from bot.logs import floor_library_logs
 from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
-from bot.runtime import Runtime
+from bot.runtime import Handler, Runtime
 from bot.service import Channel, Conversations, attach
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store.base import StoreUnavailable
+from bot.store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeError
@@ -227,26 +229,41 @@ async def web_chat_disabled(request: web.Request) -> web.Response:
 # ---- application --------------------------------------------------------------------------------------
 
 
-def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
-    if not isinstance(runtime.store, ObservedStore):
-        observed = ObservedStore(runtime.store, metrics)
-        runtime.store = observed
-        runtime.engine.store = observed
-    else:
-        runtime.store.metrics = metrics
-    runtime.observers.append(metrics.observe)
-    inner = runtime.handle
+class Instruments:
+    """What the server measures of its runtime, composed into it when it is made (`create_runtime`):
+    the store wrapped for metrics, turns counted in flight (shutdown waits for them), every turn observed."""
 
-    async def handle(msg):
-        inflight.enter()
-        metrics.in_flight.inc()
+    def __init__(self) -> None:
+        self.metrics = Metrics()
+        self.inflight = InFlight()
+
+    def observe_store(self, store: Store) -> Store:
+        return ObservedStore(store, self.metrics)
+
+    async def __call__(self, msg: Incoming, handle: Handler) -> Turn:
+        """Middleware around every turn, admission wait included."""
+        self.inflight.enter()
+        self.metrics.in_flight.inc()
         try:
-            return await inner(msg)
+            return await handle(msg)
         finally:
-            inflight.leave()
-            metrics.in_flight.dec()
+            self.inflight.leave()
+            self.metrics.in_flight.dec()
 
-    runtime.handle = handle  # type: ignore[method-assign]
+    @staticmethod
+    def of(runtime: Runtime) -> Instruments:
+        found = next((m for m in runtime.middleware if isinstance(m, Instruments)), None)
+        if found is None:
+            raise ValueError("build_app needs a runtime made by bot.server.create_runtime (its metrics are composed in)")
+        return found
+
+
+def create_runtime(settings: Settings | None = None, store: Store | None = None) -> Runtime:
+    """The runtime `serve` runs: the core with the server's instruments composed in."""
+    instruments = Instruments()
+    return Runtime.create(
+        settings, store, store_wrappers=[instruments.observe_store], middleware=[instruments], observers=[instruments.metrics.observe]
+    )
 
 
 def _optional_channel(name: str) -> Any:
@@ -281,10 +298,10 @@ def _channels(app: web.Application, conversations: Conversations) -> None:
 
 
 def build_app(runtime: Runtime) -> web.Application:
+    """The application around a runtime made by `create_runtime`."""
     settings = runtime.settings
-    metrics = Metrics()
-    inflight = InFlight()
-    _instrument(runtime, metrics, inflight)
+    instruments = Instruments.of(runtime)
+    metrics, inflight = instruments.metrics, instruments.inflight
 
     hide_server_version()
     # Before any channel is built: the Slack channel's loggers take their levels when it is.
@@ -321,12 +338,6 @@ def build_app(runtime: Runtime) -> web.Application:
         metrics.watch(gate)
 
     app.on_shutdown.append(_drain)
-
-    async def _unobserve(app: web.Application) -> None:
-        if metrics.observe in runtime.observers:
-            runtime.observers.remove(metrics.observe)
-
-    app.on_cleanup.append(_unobserve)
     return app
 
 
@@ -446,12 +457,13 @@ def run_server(args: argparse.Namespace) -> int:
         return run_workers(
             settings,
             serve=_serve,
+            create=create_runtime,
             knowledge_error=_knowledge_error,
             listen_error=_listen_error,
             preload=lambda: (_optional_channel("slack"), _optional_channel("teams"), _optional_channel("web")),
         )
     try:
-        runtime = Runtime.create(settings)
+        runtime = create_runtime(settings)
     except KnowledgeError as exc:
         return _knowledge_error(exc)
     try:
