@@ -343,6 +343,33 @@ async def test_duplicate_activity_is_answered_once(make_teams):
     assert len(t.connector.outgoing()) == 2
 
 
+async def test_a_redelivery_of_a_message_whose_turn_failed_is_answered(make_teams, monkeypatch):
+    """The activity id is claimed with the turn (as if the worker died mid-turn, nothing is written): Bot
+    Framework's redelivery is answered, not dropped as already handled; once answered, it is dropped."""
+    from bot.store.base import StoreUnavailable
+
+    t = await make_teams()
+    real, failed = t.runtime.engine._turn, []
+
+    async def fail_once(state, msg):
+        if not failed:
+            failed.append(msg.conversation_id)
+            raise StoreUnavailable("redis: connection lost")
+        return await real(state, msg)
+
+    monkeypatch.setattr(t.runtime.engine, "_turn", fail_once)
+    body = teams_activity(t.connector.url, id="1700000000777", text="help")
+    await t.post(body)
+    calls = await t.connector.wait_for(lambda calls: len(calls) == 1)
+    assert failed and "can't reach my conversation storage" in calls[0].texts()
+    await t.post(body)  # Bot Framework delivers it again
+    calls = await t.connector.wait_for(lambda calls: len(calls) == 2)
+    assert "can't reach" not in calls[1].texts()
+    await t.post(body)  # answered now: a further redelivery is dropped
+    await t.say(text="help")  # a later message is answered, and nothing came in between
+    assert len(t.connector.outgoing()) == 3
+
+
 async def test_double_click_is_answered_once(make_teams):
     t = await make_teams()
     calls = await t.say(text="help")

@@ -1,7 +1,9 @@
 """What the bot does with an authenticated activity: the Teams conversation <-> the channel-neutral engine.
 
-1. Redelivered activities are dropped (`store.claim` on the activity id), and the bot remembers where
-   every Teams channel it hears from can be reached (for the escalation hand-off).
+1. Redelivered messages are dropped: the activity id (and for a click, the card and choice) are the
+   turn's delivery keys (`Incoming.once`), claimed with the conversation's lock and written with its
+   state, like Slack's, so a worker killed mid-turn leaves them free and the redelivery is answered. The
+   bot remembers where every Teams channel it hears from can be reached (for the escalation hand-off).
 2. Messages: personal chats always get an answer; group chats and channels only when the bot is
    @mentioned (or for a click on one of its cards). A card click arrives as a message with empty text
    and `value` carrying the choice id; clicks are de-duplicated per (conversation, card, choice) and
@@ -28,7 +30,6 @@ from bot.service import Conversations, StoreUnavailable
 log = logging.getLogger("scim_help.teams")
 
 REF_KIND = "teams-ref"
-DEDUPE_TTL = 6 * 3600  # Bot Framework redelivers within minutes; keep the ids a while longer
 WELCOME_TTL = 600  # Teams sends both installationUpdate and conversationUpdate on install: greet once
 CARD_CHANNELS = {"msteams", "emulator", "webchat", "directline", "agents"}
 UPDATE_CHANNELS = {"msteams", "emulator"}  # channels where the bot can edit a card it sent
@@ -86,13 +87,7 @@ class TeamsBot:
         """Handle the activity; the HTTP status for Bot Framework (201, or 501 for an unknown invoke)."""
         activity = turn.activity
         kind = activity.get("type")
-        aid = activity.get("id")
         try:
-            if isinstance(aid, str) and aid:
-                key = f"teams-activity:{turn.channel_id}:{turn.raw_conversation}:{aid}"
-                if not await self.conversations.claim(key, ttl=DEDUPE_TTL):
-                    log.info("teams: duplicate activity ignored", extra=act.log_extra(activity))
-                    return 201
             await self._remember_channel(turn)
             if kind == "message":
                 await self.on_message(turn)
@@ -177,15 +172,18 @@ class TeamsBot:
                 return  # group chats and channels: only when addressed
             text = act.clean_text(activity)
         cid = act.conversation_id(activity)
+        reply_to = activity.get("replyToId") if isinstance(activity.get("replyToId"), str) else None
+        once = [f"teams-activity:{turn.channel_id}:{turn.raw_conversation}:{turn.activity_id}"] if turn.activity_id else []
         if choice is not None:
-            reply_to = activity.get("replyToId") if isinstance(activity.get("replyToId"), str) else None
-            if not await self.conversations.claim(f"teams-click:{cid}:{reply_to or '-'}:{choice}", ttl=self.ttl):
-                log.info("teams: repeated click ignored", extra=act.log_extra(activity))
-                return
-            await self._mark_answered(turn, cid, reply_to, choice)
+            once.append(f"teams-click:{cid}:{reply_to or '-'}:{choice}")
         result = await self.conversations.handle(
-            Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(activity), text=text, choice=choice)
+            Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(activity), text=text, choice=choice, once=tuple(once))
         )
+        if result.duplicate:
+            log.info("teams: repeated activity or click ignored", extra=act.log_extra(activity))
+            return
+        if choice is not None:
+            await self._mark_answered(turn, cid, reply_to, choice)
         if result.silent:
             return
         replies = list(result.replies)
