@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from bot.outcome import Ending
 from bot.text import valid_unicode
 
 Channel = Literal["slack", "teams", "web", "terminal", "replay", "bench", "test"]
@@ -171,3 +172,6 @@ class Turn(BaseModel):
     duplicate: bool = False
     # True when this turn started a new conversation (adapters may want to thread or greet differently).
     started: bool = False
+    # The episode's outcome when this turn recorded it (the episode closed, or its feedback came): for the
+    # runtime's observers (metrics), not for channels.
+    ending: Ending | None = None

@@ -121,7 +121,30 @@ def setup_logging(
     # and its HTTP client copies the level of its own module's logger onto httpx's when it is built.
     for name in ("slack_bolt", "slack_sdk", "httpx", "httpcore", "microsoft_teams", "microsoft_teams.common.http.client", "msal", "urllib3", "asyncio"):
         logging.getLogger(name).setLevel(quiet)
+    floor_library_logs()
     return handler
+
+
+# Library loggers and the least severe level they may log at, even when we debug. At DEBUG, bolt and
+# slack_sdk log whole request and response bodies (message text, UPNs), and bolt logs the body of a
+# request whose signature fails at INFO. bolt copies its app logger's level to its middleware loggers when
+# the app is built, so capping "scim_help.slack.bolt" before the Slack channel is built caps them all.
+LOG_FLOORS = {
+    "scim_help.slack.bolt": logging.WARNING,
+    "scim_help.slack.sdk": logging.INFO,
+    "scim_help.slack.socket": logging.INFO,
+    "slack_bolt": logging.WARNING,
+    "slack_sdk": logging.INFO,
+}
+
+
+def floor_library_logs() -> None:
+    """At start-up (`setup_logging`, and the server before it builds its channels), never in a
+    constructor: an explicit level on each library logger, so turning the root logger to DEBUG later does
+    not lower it."""
+    for name, floor in LOG_FLOORS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(floor, logger.level))
 
 
 def setup_from_settings(settings: Any, stream: IO[str] | None = None) -> logging.Handler:

@@ -4,10 +4,12 @@ can build several apps in one process.
 Where the numbers come from:
 - every turn, through `Runtime.observers` (`Metrics.observe`): messages, conversations started, turn
   latency, turn errors by kind;
-- every outcome record the engine writes, through `ObservedStore` (a thin wrapper around the real store):
-  a conversation *ended* the first time its `<conversation>#<episode>` outcome record is written, and its
-  feedback was given when `helpful` first turns from null to true/false. Reading what the engine actually
-  persisted (under the conversation lock) counts each episode exactly once, whichever replica served it;
+- every outcome the engine records, reported with its turn (`Turn.ending`, bot/outcome.py): a
+  conversation *ended* the first time its episode is recorded with that outcome, and its feedback was
+  given when `helpful` first turns from null to true/false. The engine compares with what the episode's
+  stored state had recorded (under the conversation lock), so each episode counts once, whichever replica
+  served it;
+- every store call, through `ObservedStore` (a thin wrapper around the real store): `scim_help_store_up`;
 - `/readyz` and `/metrics` ping the store (`scim_help_store_up`); a store error anywhere sets it to 0;
 - the server's error middleware: unexpected exceptions in any endpoint (`kind="unhandled"`);
 - the channels' admission gates (bot/admission.py), read when scraped: requests in progress, waiting, and
@@ -19,7 +21,6 @@ Labels are bounded: channel is a Literal, symptom/cause/outcome are pack ids (or
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -31,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from bot.admission import Gate
 from bot.events import Incoming, Turn
+from bot.outcome import Ending
 from bot.store.base import Held, Store, StoreUnavailable
 from bot.store.inbox import Inbox
 
@@ -40,7 +42,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # A turn is pure CPU plus a few store round trips: ~1 ms on SQLite, a few ms on Redis; a slow lock wait
 # shows up in the upper buckets.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 2.5)
-OUTCOME_KIND = "outcome"
 
 
 def error_kind(exc: BaseException) -> str:
@@ -129,17 +130,20 @@ class Metrics:
             return
         if turn is not None and turn.started and not turn.silent:
             self.started.labels(msg.channel).inc()
+        if turn is not None and turn.ending is not None:
+            self.record_outcome(turn.ending)
 
-    def record_outcome(self, new: dict, old: dict | None) -> None:
-        channel = str(new.get("channel") or "unknown")
-        symptom = str(new.get("symptom") or new.get("topic") or "none")
-        if old is None or old.get("outcome") != new.get("outcome"):
-            outcome = str(new.get("outcome") or "unknown")
-            self.ended.labels(channel, symptom, str(new.get("cause") or "none"), outcome).inc()
+    def record_outcome(self, ending: Ending) -> None:
+        new = ending.now
+        channel = new.channel or "unknown"
+        symptom = new.symptom or new.topic or "none"
+        if ending.first:
+            outcome = new.outcome or "unknown"
+            self.ended.labels(channel, symptom, new.cause or "none", outcome).inc()
             if outcome == "escalated":
                 self.escalations.labels(channel, symptom).inc()
-        if new.get("helpful") is not None and (old is None or old.get("helpful") is None):
-            self.feedback.labels(symptom, "yes" if new["helpful"] else "no").inc()
+        if ending.rated:
+            self.feedback.labels(symptom, "yes" if new.helpful else "no").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -163,7 +167,7 @@ class _GateCollector(Collector):
 
 
 class ObservedStore(Store):
-    """Delegates everything to the real store; notices outcome records and store failures."""
+    """Delegates everything to the real store; notices store failures (and recoveries)."""
 
     def __init__(self, inner: Store, metrics: Metrics):
         self.inner = inner
@@ -213,16 +217,7 @@ class ObservedStore(Store):
         return await self._call(self.inner.claim_all(keys, ttl))
 
     async def put_record(self, kind: str, key: str, data: str) -> None:
-        old_raw = None
-        if kind == OUTCOME_KIND:
-            # The engine writes outcomes under the conversation lock: read-then-write is race free.
-            old_raw = await self._call(self.inner.get_record(kind, key))
         await self._call(self.inner.put_record(kind, key, data))
-        if kind == OUTCOME_KIND:
-            try:
-                self.metrics.record_outcome(json.loads(data), json.loads(old_raw) if old_raw else None)
-            except (ValueError, TypeError, AttributeError):
-                log.warning("outcome record is not JSON", extra={"key": key})
 
     async def get_record(self, kind: str, key: str) -> str | None:
         return await self._call(self.inner.get_record(kind, key))

@@ -1,14 +1,17 @@
 """Wiring: settings -> knowledge pack -> reader -> store -> engine, shared by every channel.
 
-Adapters call `Runtime.handle()` rather than the engine directly, so timing, metrics and error handling
-happen in one place for Slack, Teams, the web chat and the terminal alike.
+Adapters call `Runtime.handle()` (channels through bot/service.py) rather than the engine directly, so
+timing, metrics and error handling happen in one place for Slack, Teams, the web chat and the terminal
+alike. What a host adds around the core is given to `Runtime.create` and composed once, before anything
+holds the store or the handler: store wrappers (the server's ObservedStore), middleware around every
+turn (the server's turns-in-flight count) and observers told of every turn's end (its metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.continuity import lost_turn, needs_conversation
@@ -24,6 +27,11 @@ from knowledge.schema import Bundle
 
 # Called after every turn with (message, turn or None on error, seconds, error or None).
 Observer = Callable[[Incoming, "Turn | None", float, "BaseException | None"], None]
+# Wraps the store before the engine or any channel is given it.
+StoreWrapper = Callable[[Store], Store]
+Handler = Callable[[Incoming], Awaitable[Turn]]
+# Runs around every turn, admission wait included: middleware(msg, next_handler) -> the turn.
+Middleware = Callable[[Incoming, Handler], Awaitable[Turn]]
 
 # Turns running at once per process; the rest wait their turn in arrival order. A turn is CPU plus a few
 # store round trips, so more in parallel only adds contention: under a burst above capacity, unbounded
@@ -44,20 +52,39 @@ class Runtime:
     engine: Engine
     looker: Looker | None = None
     observers: list[Observer] = field(default_factory=list)
+    middleware: tuple[Middleware, ...] = ()
     _admission: asyncio.Semaphore | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings | None = None, store: Store | None = None) -> Runtime:
+    def create(
+        cls,
+        settings: Settings | None = None,
+        store: Store | None = None,
+        *,
+        store_wrappers: Sequence[StoreWrapper] = (),
+        middleware: Sequence[Middleware] = (),
+        observers: Sequence[Observer] = (),
+    ) -> Runtime:
+        """The runtime; `store_wrappers` apply in order (the last one outermost), the first `middleware`
+        is the outermost around a turn."""
         settings = settings or load_settings()
         bundle = load_pack(settings.knowledge)
         reader = Reader(bundle)
         store = store or open_store(settings)
+        for wrap in store_wrappers:
+            store = wrap(store)
         # Optional: with a connected tenant, Entra checks are looked up in Microsoft Graph before asking.
         looker = Looker.from_settings(settings, bundle)
         engine = Engine(bundle, store, ttl=settings.conversation_ttl, support_url=settings.support_url, reader=reader, looker=looker)
-        return cls(settings, bundle, reader, store, engine, looker=looker)
+        return cls(settings, bundle, reader, store, engine, looker=looker, observers=list(observers), middleware=tuple(middleware))
 
     async def handle(self, msg: Incoming) -> Turn:
+        call: Handler = self._admitted
+        for outer in reversed(self.middleware):
+            call = _around(outer, call)
+        return await call(msg)
+
+    async def _admitted(self, msg: Incoming) -> Turn:
         if self._admission is None:
             self._admission = asyncio.Semaphore(MAX_CONCURRENT_TURNS)
         async with self._admission:
@@ -87,3 +114,10 @@ class Runtime:
         if self.looker is not None:
             await self.looker.close()
         await self.store.close()
+
+
+def _around(middleware: Middleware, inner: Handler) -> Handler:
+    async def call(msg: Incoming) -> Turn:
+        return await middleware(msg, inner)
+
+    return call

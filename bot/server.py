@@ -8,8 +8,9 @@
     /readyz            readiness: 200 when the store answers and the knowledge pack is loaded, else 503
     /metrics           Prometheus exposition (bot/metrics.py)
 
-Every adapter calls `runtime.handle()`; `build_app` wraps it to count turns in flight, so a SIGTERM
-(`web.run_app` handles it) stops accepting connections, waits for those turns to finish (up to
+The server's runtime is made by `create_runtime`, which composes the server's `Instruments` into it: the
+store wrapped for metrics, and a middleware counting turns in flight around every `runtime.handle()`, so
+a SIGTERM (`web.run_app` handles it) stops accepting connections, waits for those turns to finish (up to
 SCIM_HELP_SHUTDOWN_TIMEOUT), then closes the store. Store outages become a polite 503 on every endpoint;
 anything unexpected becomes a 500 JSON without details (logged and counted).
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import logging
 import os
 import socket
@@ -29,10 +29,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from bot.admission import GATES
+from bot.events import Incoming, Turn
+from bot.logs import floor_library_logs
 from bot.metrics import CONTENT_TYPE, Metrics, ObservedStore, error_kind
-from bot.runtime import Runtime
+from bot.runtime import Handler, Runtime
+from bot.service import Channel, Conversations, attach
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store.base import StoreUnavailable
+from bot.store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeError
@@ -226,29 +229,44 @@ async def web_chat_disabled(request: web.Request) -> web.Response:
 # ---- application --------------------------------------------------------------------------------------
 
 
-def _instrument(runtime: Runtime, metrics: Metrics, inflight: InFlight) -> None:
-    if not isinstance(runtime.store, ObservedStore):
-        observed = ObservedStore(runtime.store, metrics)
-        runtime.store = observed
-        runtime.engine.store = observed
-    else:
-        runtime.store.metrics = metrics
-    runtime.observers.append(metrics.observe)
-    inner = runtime.handle
+class Instruments:
+    """What the server measures of its runtime, composed into it when it is made (`create_runtime`):
+    the store wrapped for metrics, turns counted in flight (shutdown waits for them), every turn observed."""
 
-    async def handle(msg):
-        inflight.enter()
-        metrics.in_flight.inc()
+    def __init__(self) -> None:
+        self.metrics = Metrics()
+        self.inflight = InFlight()
+
+    def observe_store(self, store: Store) -> Store:
+        return ObservedStore(store, self.metrics)
+
+    async def __call__(self, msg: Incoming, handle: Handler) -> Turn:
+        """Middleware around every turn, admission wait included."""
+        self.inflight.enter()
+        self.metrics.in_flight.inc()
         try:
-            return await inner(msg)
+            return await handle(msg)
         finally:
-            inflight.leave()
-            metrics.in_flight.dec()
+            self.inflight.leave()
+            self.metrics.in_flight.dec()
 
-    runtime.handle = handle  # type: ignore[method-assign]
+    @staticmethod
+    def of(runtime: Runtime) -> Instruments:
+        found = next((m for m in runtime.middleware if isinstance(m, Instruments)), None)
+        if found is None:
+            raise ValueError("build_app needs a runtime made by bot.server.create_runtime (its metrics are composed in)")
+        return found
 
 
-def _optional_channel(name: str):
+def create_runtime(settings: Settings | None = None, store: Store | None = None) -> Runtime:
+    """The runtime `serve` runs: the core with the server's instruments composed in."""
+    instruments = Instruments()
+    return Runtime.create(
+        settings, store, store_wrappers=[instruments.observe_store], middleware=[instruments], observers=[instruments.metrics.observe]
+    )
+
+
+def _optional_channel(name: str) -> Any:
     """Import bot.channels.<name>, or None (logged) while a colleague has not landed it yet."""
     import importlib
 
@@ -262,13 +280,32 @@ def _optional_channel(name: str):
         return None
 
 
+def _wanted(settings: Settings, name: str) -> bool:
+    return {"web": settings.web_chat_on, "slack": settings.slack_enabled, "teams": settings.teams_enabled}[name]
+
+
+def _channels(app: web.Application, conversations: Conversations) -> None:
+    """Each channel the settings ask for, loaded by name and run through the Channel protocol."""
+    for name in ("web", "slack", "teams"):
+        if not _wanted(conversations.settings, name):
+            continue
+        module = _optional_channel(name)
+        if module is None:
+            continue
+        channel: Channel = module.channel(conversations)
+        attach(app, channel)
+        app[STATE]["channels"].append(channel.name)
+
+
 def build_app(runtime: Runtime) -> web.Application:
+    """The application around a runtime made by `create_runtime`."""
     settings = runtime.settings
-    metrics = Metrics()
-    inflight = InFlight()
-    _instrument(runtime, metrics, inflight)
+    instruments = Instruments.of(runtime)
+    metrics, inflight = instruments.metrics, instruments.inflight
 
     hide_server_version()
+    # Before any channel is built: the Slack channel's loggers take their levels when it is.
+    floor_library_logs()
     app = web.Application(middlewares=[error_middleware])
     app[RUNTIME] = runtime
     app[METRICS] = metrics
@@ -280,11 +317,8 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
 
+    _channels(app, Conversations(runtime))
     if settings.web_chat_on:
-        from bot.channels import web as web_channel
-
-        web_channel.mount(app, runtime)
-        app[STATE]["channels"].append("web")
         _warn_about_web_chat(settings)
     else:
         app.router.add_get("/", web_chat_disabled)
@@ -293,24 +327,7 @@ def build_app(runtime: Runtime) -> web.Application:
                 "web chat off: the server listens beyond this machine and no SCIM_HELP_WEB_IDENTITY_HEADER is set",
                 extra={"host": settings.host},
             )
-
-    if settings.slack_enabled:
-        slack = _optional_channel("slack")
-        if slack is not None and settings.slack_mode == "http":
-            slack.mount(app, runtime)
-            app[STATE]["channels"].append("slack")
-        elif slack is not None:
-            app.on_startup.append(_start_socket_mode)
-            app.on_cleanup.append(_stop_socket_mode)
-            app[STATE]["channels"].append("slack-socket")
-
-    if settings.teams_enabled:
-        teams = _optional_channel("teams")
-        if teams is not None:
-            teams.mount(app, runtime)
-            # teams.mount itself warns loudly when the endpoint is unauthenticated (no MicrosoftAppId).
-            app[STATE]["channels"].append("teams")
-    else:
+    if not settings.teams_enabled:
         log.warning(
             "Teams endpoint /api/messages is off: MicrosoftAppId is not set and the server listens on %s, not "
             "on loopback; unauthenticated Teams is only served on 127.0.0.1 (Emulator, Agents Playground)",
@@ -321,12 +338,6 @@ def build_app(runtime: Runtime) -> web.Application:
         metrics.watch(gate)
 
     app.on_shutdown.append(_drain)
-
-    async def _unobserve(app: web.Application) -> None:
-        if metrics.observe in runtime.observers:
-            runtime.observers.remove(metrics.observe)
-
-    app.on_cleanup.append(_unobserve)
     return app
 
 
@@ -350,39 +361,6 @@ async def _drain(app: web.Application) -> None:
     timeout = app[RUNTIME].settings.shutdown_timeout
     if not await inflight.wait_idle(timeout):
         log.warning("shutdown timeout: turns still in flight", extra={"turns": inflight.count})
-
-
-async def _start_socket_mode(app: web.Application) -> None:
-    from bot.channels.slack import start_socket_mode
-
-    # Run as a task: whether start_socket_mode returns a handle or keeps the connection open itself, the
-    # server's startup is never blocked by Slack.
-    task = asyncio.create_task(start_socket_mode(app[RUNTIME]), name="slack-socket-mode")
-
-    def done(t: asyncio.Task) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("Slack Socket Mode failed", exc_info=t.exception())
-
-    task.add_done_callback(done)
-    app[STATE]["socket_task"] = task
-
-
-async def _stop_socket_mode(app: web.Application) -> None:
-    task: asyncio.Task | None = app[STATE].get("socket_task")
-    if task is None:
-        return
-    if task.done() and not task.cancelled() and task.exception() is None:
-        handle = task.result()
-        for name in ("close_async", "disconnect_async", "close", "disconnect"):
-            method = getattr(handle, name, None)
-            if method is not None:
-                result = method()
-                if inspect.isawaitable(result):
-                    await result
-                break
-    else:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -479,12 +457,13 @@ def run_server(args: argparse.Namespace) -> int:
         return run_workers(
             settings,
             serve=_serve,
+            create=create_runtime,
             knowledge_error=_knowledge_error,
             listen_error=_listen_error,
             preload=lambda: (_optional_channel("slack"), _optional_channel("teams"), _optional_channel("web")),
         )
     try:
-        runtime = Runtime.create(settings)
+        runtime = create_runtime(settings)
     except KnowledgeError as exc:
         return _knowledge_error(exc)
     try:

@@ -149,11 +149,12 @@ def format_text(report: Report) -> str:
 
 
 async def collect(settings: Any) -> Report:
+    from bot.outcome import OUTCOME_KIND
     from bot.store import open_store
 
     store = open_store(settings)
     try:
-        records = await store.records("outcome")
+        records = await store.records(OUTCOME_KIND)
     finally:
         await store.close()
     return aggregate(records.values())

@@ -7,8 +7,8 @@ supervises: SIGTERM/SIGINT are passed on (each worker drains its turns in flight
 the others are stopped and the exit status says so, for the supervisor (docker, Kubernetes, systemd) to
 restart the whole server. Workers die with it, even on SIGKILL (PR_SET_PDEATHSIG).
 
-The server module hands in what a worker runs (`serve`) and how start-up errors are reported, so this
-module imports nothing of the HTTP server.
+The server module hands in what a worker runs (`serve`), how it makes its runtime (`create`) and how
+start-up errors are reported, so this module imports nothing of the HTTP server.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def run_workers(
     settings: Settings,
     *,
     serve: Serve,
+    create: Callable[[Settings], Runtime],
     knowledge_error: Callable[[KnowledgeError], int],
     listen_error: Callable[[Settings, OSError], int],
     preload: Callable[[], Any],
@@ -66,7 +67,7 @@ def run_workers(
         return listen_error(settings, exc)
     port = holder.getsockname()[1]
     preload()  # heavy imports once, before forking: the workers share those pages and start faster
-    children = {_fork_worker(settings, serve, holder, port, n): n for n in range(settings.workers)}
+    children = {_fork_worker(settings, serve, create, holder, port, n): n for n in range(settings.workers)}
     log.info("workers started", extra={"workers": settings.workers, "port": port})
     failed = _supervise(children)
     holder.close()
@@ -74,7 +75,7 @@ def run_workers(
     return 1 if failed else 0
 
 
-def _fork_worker(settings: Settings, serve: Serve, holder: socket.socket, port: int, n: int) -> int:
+def _fork_worker(settings: Settings, serve: Serve, create: Callable[[Settings], Runtime], holder: socket.socket, port: int, n: int) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -85,7 +86,7 @@ def _fork_worker(settings: Settings, serve: Serve, holder: socket.socket, port: 
         # (two signals would cut a worker's graceful shutdown short).
         os.setpgid(0, 0)
         holder.close()
-        runtime = Runtime.create(settings)
+        runtime = create(settings)
         sock = reuseport_socket(settings.host, port, listen=True)
         serve(settings, runtime, sock, port, str(n))
         status = 0

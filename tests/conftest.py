@@ -102,14 +102,15 @@ def settings(tmp_path: Path, monkeypatch) -> Settings:
 
 @pytest.fixture
 def make_runtime(settings, bundle):
-    """Build a Runtime on a given store (default: SQLite in tmp) with optional settings overrides."""
-    from bot.runtime import Runtime
+    """Build the server's Runtime (bot.server.create_runtime) on a given store (default: SQLite in tmp) with
+    optional settings overrides."""
+    from bot.server import create_runtime
 
     made = []
 
     def factory(store=None, **overrides):
         s = settings.model_copy(update=overrides) if overrides else settings
-        rt = Runtime.create(s, store=store)
+        rt = create_runtime(s, store=store)
         made.append(rt)
         return rt
 

@@ -4,6 +4,9 @@
 - the core (the engine, the message reader, state, events, the ticket, the stores) reaches no channel,
   renderer or server module, directly or through any other module of ours;
 - a channel never imports another channel;
+- a channel reaches the core only through its door, bot.service (`Conversations`, the `Channel` protocol and
+  the store types a channel handles), and speaks bot.events with it: never the engine, the reader, the
+  state, the ticket, the stores or the runtime directly;
 - each platform SDK is imported only inside its own package: Slack's in bot/channels/slack, Teams' in
   bot/channels/teams, MSAL in bot/graph;
 - a module loaded by name (`importlib.import_module(f"bot.channels.{name}")`, as the server loads its
@@ -30,6 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CORE = ("bot.engine", "bot.understand", "bot.state", "bot.events", "bot.ticket", "bot.store")
 OUTSIDE_THE_CORE = ("bot.channels", "bot.render", "bot.server")
+# What a channel may import of the core and its wiring: the door, and the language spoken through it.
+DOOR = "bot.service"
+CHANNELS_SPEAK = ("bot.events",)
+BEHIND_THE_DOOR = (*CORE, "bot.runtime", "bot.server")
 # SDK top-level package -> the only package of ours that may import it.
 SDK_HOME = {
     "slack_bolt": "bot.channels.slack",
@@ -295,6 +302,8 @@ def _broken(name: str, target: str) -> list[str]:
     own, theirs = _channel(name), _channel(target)
     if own and theirs and own != theirs:
         out.append("a channel never imports another channel")
+    if own and any(_within(target, c) for c in BEHIND_THE_DOOR) and not any(_within(target, c) for c in CHANNELS_SPEAK):
+        out.append(f"a channel reaches the core only through {DOOR}")
     top = target.split(".")[0]
     if top in SDK_HOME and not _within(name, SDK_HOME[top]):
         out.append(f"the {top} SDK belongs in {SDK_HOME[top]} only")
@@ -359,7 +368,9 @@ CLEAN = {
     "bot/render/blocks.py": "from bot.events import Reply\n",
     "bot/channels/__init__.py": "",
     "bot/channels/slack/__init__.py": "from slack_bolt import App\nfrom .listeners import on\n",
-    "bot/channels/slack/listeners.py": "from slack_sdk import WebClient\nfrom bot.render import blocks\n",
+    "bot/channels/slack/listeners.py": "from slack_sdk import WebClient\nfrom bot.render import blocks\nfrom bot.events import Incoming\nfrom bot.service import Conversations\n",
+    "bot/service.py": "from bot.runtime import Runtime\nfrom bot.store.base import StoreUnavailable\n",
+    "bot/runtime.py": "from bot.engine import Engine\n",
     "bot/channels/teams.py": "import botbuilder.core\n",
     "bot/graph/token.py": "import msal\n",
     "bot/server.py": (
@@ -394,6 +405,12 @@ PLANTED = {
         {"bot/channels/teams.py": "from importlib import import_module\nslack = import_module(f'bot.channels.{\"slack\"}')\n"},
         "a channel never imports another channel",
     ),
+    "a channel imports the engine": ({"bot/channels/teams.py": "from bot.engine.core import Engine\n"}, "a channel reaches the core only through bot.service"),
+    "a channel imports a store's internals": (
+        {"bot/channels/slack/listeners.py": "from bot.store.base import StoreUnavailable\n"},
+        "a channel reaches the core only through bot.service",
+    ),
+    "a channel is handed the runtime": ({"bot/channels/teams.py": "from bot import runtime\n"}, "a channel reaches the core only through bot.service"),
     "Slack's SDK in a renderer": ({"bot/render/blocks.py": "from slack_sdk.models.blocks import SectionBlock\n"}, "slack_sdk SDK belongs in bot.channels.slack"),
     "the Teams SDK in the server": ({"bot/server.py": "from microsoft_teams.api import Activity\n"}, "microsoft_teams SDK belongs in bot.channels.teams"),
     "msal in the engine": ({"bot/engine/core.py": "import msal\n"}, "msal SDK belongs in bot.graph"),

@@ -425,47 +425,59 @@ async def test_two_replicas_share_a_conversation_through_redis(serve_app, redis_
 
 
 def _fake_slack(monkeypatch) -> types.SimpleNamespace:
-    seen = types.SimpleNamespace(mounted=None, started=asyncio.Event(), closed=False, runtime=None)
+    """A Slack channel module that records what the server asks of it."""
+    seen = types.SimpleNamespace(conversations=None, calls=[])
 
-    def mount(app, runtime):
-        seen.mounted = runtime
+    class FakeChannel:
+        name = "slack-fake"
 
-        async def events(request):
-            return web.json_response({"ok": True})
+        def mount(self, app):
+            seen.calls.append("mount")
 
-        app.router.add_post("/slack/events", events)
+            async def events(request):
+                return web.json_response({"ok": True})
 
-    class Handler:
-        async def close_async(self):
-            seen.closed = True
+            app.router.add_post("/slack/events", events)
 
-    async def start_socket_mode(runtime):
-        seen.runtime = runtime
-        seen.started.set()
-        return Handler()
+        async def start(self):
+            seen.calls.append("start")
+
+        async def stop(self):
+            seen.calls.append("stop")
+
+        async def close(self):
+            seen.calls.append("close")
+
+    def channel(conversations):
+        seen.conversations = conversations
+        return FakeChannel()
 
     module = types.ModuleType("bot.channels.slack")
-    module.mount = mount
-    module.start_socket_mode = start_socket_mode
+    module.channel = channel  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bot.channels.slack", module)
     return seen
 
 
-async def test_slack_http_mode_is_mounted(serve_app, monkeypatch):
+async def test_a_channel_is_loaded_by_name_and_run_through_the_channel_protocol(serve_app, monkeypatch):
+    from bot.service import Conversations
+
     seen = _fake_slack(monkeypatch)
     client = await serve_app(slack_bot_token="xoxb-test", slack_signing_secret="s3cret", slack_mode="http")
-    assert seen.mounted is not None
+    # Handed the narrow door, not the runtime.
+    assert isinstance(seen.conversations, Conversations)
+    assert seen.conversations.settings.slack_mode == "http"
+    assert "slack-fake" in client.server.app[STATE]["channels"]
     assert (await client.post("/slack/events", json={})).status == 200
-
-
-async def test_slack_socket_mode_starts_and_closes(serve_app, monkeypatch):
-    seen = _fake_slack(monkeypatch)
-    client = await serve_app(slack_bot_token="xoxb-test", slack_app_token="xapp-test", slack_mode="socket")
-    await asyncio.wait_for(seen.started.wait(), 10)
-    assert seen.mounted is None
-    assert (await client.post("/slack/events", json={})).status == 404
+    assert seen.calls == ["mount", "start"]
     await client.close()
-    assert seen.closed
+    assert seen.calls == ["mount", "start", "stop", "close"]
+
+
+async def test_a_channel_that_is_off_is_not_loaded(serve_app, monkeypatch):
+    seen = _fake_slack(monkeypatch)
+    client = await serve_app()
+    assert seen.conversations is None and seen.calls == []
+    assert (await client.post("/slack/events", json={})).status in (404, 405)
 
 
 async def test_slack_off_without_token_and_teams_mounted(client):

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from bot.channels import slack as slack_channel
+from bot.service import Conversations, attach
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, Call, FakeSlackAPI
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -234,7 +235,7 @@ def _build(runtime) -> web.Application:
         from bot.server import build_app
     except ImportError:
         app = web.Application()
-        slack_channel.mount(app, runtime)
+        attach(app, slack_channel.channel(Conversations(runtime)))
         return app
     return build_app(runtime)
 
@@ -286,7 +287,7 @@ async def test_unsigned_forged_and_stale_requests_are_refused(slack: Slack):
 async def test_without_a_signing_secret_nothing_is_accepted_over_http(slack_runtime, fake):
     """bolt's own verification is off (dispatch checks signatures once, with slack_sdk's verifier), so a
     SlackBot built without a secret must refuse everything rather than trust it."""
-    bot = slack_channel.SlackBot(slack_runtime)
+    bot = slack_channel.SlackBot(Conversations(slack_runtime))
     bot._verifier = None  # as if no signing secret had been configured
     app = web.Application()
     app.router.add_post("/slack/events", bot.dispatch)
@@ -854,7 +855,7 @@ async def test_socket_mode_answers_and_deduplicates_retries(make_runtime, fake):
         slack_channels=HELPDESK,
         support_url=SUPPORT,
     )
-    handler = await slack_channel.start_socket_mode(runtime)
+    handler = await slack_channel.start_socket_mode(Conversations(runtime))
     try:
         opened = await fake.wait_for("apps.connections.open")
         assert opened.headers["Authorization"] == "Bearer xapp-1-test"
@@ -883,6 +884,34 @@ async def test_socket_mode_answers_and_deduplicates_retries(make_runtime, fake):
     finally:
         await handler.close_async()
         await runtime.close()
+
+
+async def test_the_settings_choose_events_over_http_or_a_socket_run_in_the_background(make_runtime, fake):
+    """HTTP mode mounts /slack/events; Socket Mode mounts nothing, connects once started (without holding
+    up the server's start-up) and disconnects when closed."""
+    common = {"slack_bot_token": SecretStr("xoxb-test-token"), "slack_api_url": fake.api_url}
+    events = slack_channel.channel(Conversations(make_runtime(slack_signing_secret=SecretStr(SECRET), slack_mode="http", **common)))
+    assert isinstance(events, slack_channel.SlackEvents) and events.name == "slack"
+    app = web.Application()
+    events.mount(app)
+    assert {r.resource.canonical for r in app.router.routes() if r.resource} == {slack_channel.EVENTS_PATH}
+
+    socket = slack_channel.channel(Conversations(make_runtime(slack_app_token=SecretStr("xapp-1-test"), slack_mode="socket", **common)))
+    assert isinstance(socket, slack_channel.SlackSocket) and socket.name == "slack-socket"
+    app = web.Application()
+    socket.mount(app)
+    assert list(app.router.routes()) == []
+    await socket.start()
+    await fake.wait_for("apps.connections.open")
+    task = socket._task
+    assert task is not None
+    for _ in range(100):
+        if task.done():
+            break
+        await asyncio.sleep(0.05)
+    handler = task.result()
+    await socket.close()
+    assert handler.client.closed and socket._task is None
 
 
 async def test_logs_carry_no_message_text_emails_or_tokens(slack: Slack, caplog):

@@ -29,8 +29,9 @@ from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr
 
 from bot.channels import teams
-from bot.channels.teams import clean_text, conversation_id, conversation_link, escalation_channel_id, mount
+from bot.channels.teams import channel, clean_text, conversation_id, conversation_link, escalation_channel_id
 from bot.render import cards
+from bot.service import Conversations, attach
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.test_cards import submits
 
@@ -137,7 +138,7 @@ async def make_teams(make_runtime, connector):
     async def factory(**overrides) -> Teams:
         runtime = make_runtime(**overrides)
         app = web.Application()
-        mount(app, runtime)
+        attach(app, channel(Conversations(runtime)))
         client = TestClient(TestServer(app))
         await client.start_server()
         opened.append(client)
@@ -273,7 +274,7 @@ def test_conversation_ids_and_links():
 
 async def test_mount_warns_when_unauthenticated(make_runtime, caplog):
     caplog.set_level(logging.WARNING, logger="scim_help.teams")
-    mount(web.Application(), make_runtime())
+    channel(Conversations(make_runtime())).mount(web.Application())
     assert any(r.levelno == logging.WARNING and "WITHOUT authentication" in r.getMessage() for r in caplog.records)
 
 
@@ -340,6 +341,33 @@ async def test_duplicate_activity_is_answered_once(make_teams):
     await t.post(body)  # Bot Framework redelivery: same activity id
     await t.say(text="help")  # a later, different message is answered
     assert len(t.connector.outgoing()) == 2
+
+
+async def test_a_redelivery_of_a_message_whose_turn_failed_is_answered(make_teams, monkeypatch):
+    """The activity id is claimed with the turn (as if the worker died mid-turn, nothing is written): Bot
+    Framework's redelivery is answered, not dropped as already handled; once answered, it is dropped."""
+    from bot.store.base import StoreUnavailable
+
+    t = await make_teams()
+    real, failed = t.runtime.engine._turn, []
+
+    async def fail_once(state, msg):
+        if not failed:
+            failed.append(msg.conversation_id)
+            raise StoreUnavailable("redis: connection lost")
+        return await real(state, msg)
+
+    monkeypatch.setattr(t.runtime.engine, "_turn", fail_once)
+    body = teams_activity(t.connector.url, id="1700000000777", text="help")
+    await t.post(body)
+    calls = await t.connector.wait_for(lambda calls: len(calls) == 1)
+    assert failed and "can't reach my conversation storage" in calls[0].texts()
+    await t.post(body)  # Bot Framework delivers it again
+    calls = await t.connector.wait_for(lambda calls: len(calls) == 2)
+    assert "can't reach" not in calls[1].texts()
+    await t.post(body)  # answered now: a further redelivery is dropped
+    await t.say(text="help")  # a later message is answered, and nothing came in between
+    assert len(t.connector.outgoing()) == 3
 
 
 async def test_double_click_is_answered_once(make_teams):
@@ -535,7 +563,7 @@ async def test_unauthenticated_mode_refuses_a_non_local_service_url(make_runtime
 
     runtime = make_runtime()
     app = web.Application()
-    teams.mount(app, runtime)
+    attach(app, teams.channel(Conversations(runtime)))
     async with TestClient(TestServer(app)) as client:
         activity = {
             "type": "message",

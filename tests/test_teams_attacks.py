@@ -129,9 +129,9 @@ async def test_service_url_tricks_are_refused_and_nothing_is_contacted(make_runt
             assert resp.status in (400, 403), (url, resp.status)
         await asyncio.sleep(0.3)
         assert blackhole.accepted == 0
-        runtime = client.server.app[teams.TEAMS_ENDPOINT].bot.runtime
+        conversations = client.server.app[teams.TEAMS_ENDPOINT].bot.conversations
         for i in range(len(urls)):
-            assert await runtime.engine.state(f"teams:{TENANT}:a:ssrf-{i}") is None
+            assert await conversations.state(f"teams:{TENANT}:a:ssrf-{i}") is None
     finally:
         await client.close()
 

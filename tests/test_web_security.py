@@ -41,9 +41,9 @@ async def test_a_client_chosen_conversation_id_is_refused(serve):
     assert issued != chosen and (await chat(client, conversation=issued, text=REPORT)).status == 200
     tampered = issued[:-2] + ("AA" if issued[-2:] != "AA" else "BB")
     assert (await chat(client, conversation=tampered, text="yes")).status == 404
-    from bot.channels.web import WebChatKey
+    from bot.server import RUNTIME
 
-    assert await client.server.app[WebChatKey].runtime.store.load(chosen) is None
+    assert await client.server.app[RUNTIME].store.load(chosen) is None
 
 
 async def test_web_conversation_ids_are_never_logged(serve):

@@ -38,7 +38,7 @@ import math
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -48,17 +48,15 @@ from bot.keys import Keyed, load_key
 from bot.ratelimit import LiveSet, RateLimiter
 from bot.redact import mask_upns, scrub_secrets
 from bot.render.web import render_turn
-from bot.store.base import StoreUnavailable
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.service import Channel, Conversations, StoreUnavailable
 
 log = logging.getLogger("scim_help.web")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_BODY = 16 * 1024
 MAX_TEXT = 4000
-TRANSCRIPT_PREFIX = "webchat:"
+# Side data (bot/service.py): the page's copy of each conversation, what it shows again on reload.
+TRANSCRIPTS = "webchat"
 TRANSCRIPT_KEEP = 400
 ID_PATTERN = r"^web:[A-Za-z0-9_-]{16,64}$"
 ID_HEADER = "X-Conversation"
@@ -161,9 +159,14 @@ class Clients:
 
 
 class WebChat:
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        self.runtime = runtime
+    """The web chat channel: the page and its JSON API on the shared aiohttp app."""
+
+    name = "web"
+
+    def __init__(self, conversations: Conversations) -> None:
+        settings = conversations.settings
+        self.conversations = conversations
+        self.transcripts = conversations.side(TRANSCRIPTS)
         self.allowed_origins = settings.allowed_origin_set
         self.index_html = (WEB_DIR / "index.html").read_bytes()
         self.static = {name: (WEB_DIR / name).read_bytes() for name in STATIC}
@@ -235,7 +238,7 @@ class WebChat:
             return opened
         token, conversation = opened
         text = body.text if body.text and body.text.strip() else None
-        turn = await self.runtime.handle(Incoming(channel="web", conversation_id=conversation, text=text, choice=body.choice, directed=True))
+        turn = await self.conversations.handle(Incoming(channel="web", conversation_id=conversation, text=text, choice=body.choice, directed=True))
         self.live.touch(conversation)
         payload = render_turn(turn)
         payload["conversation"] = token
@@ -290,19 +293,17 @@ class WebChat:
         if wait:
             return self._too_many(wait, "requests")
         conversation = self.ids.verify(token, identity)
-        raw = await self.runtime.store.load(TRANSCRIPT_PREFIX + conversation) if conversation else None
+        raw = await self.transcripts.load(conversation) if conversation else None
         if conversation is None or raw is None:
             return error(404, "not_found", "No such conversation (it may have expired).")
-        state = await self.runtime.engine.state(conversation)
+        state = await self.conversations.state(conversation)
         self.live.touch(conversation)
         payload = {"conversation": token, "entries": json.loads(raw), "phase": state.phase if state else None}
         return web.json_response(payload, headers={"Cache-Control": "no-store"})
 
     async def _append(self, conversation: str, text: str | None, choice: str | None, replies: list[dict[str, Any]]) -> None:
-        key = TRANSCRIPT_PREFIX + conversation
-        store = self.runtime.store
-        async with store.lock(key):
-            raw = await store.load(key)
+        async with self.transcripts.lock(conversation):
+            raw = await self.transcripts.load(conversation)
             entries: list[dict[str, Any]] = json.loads(raw) if raw else []
             if text is not None:
                 # What the page shows again on reload: secrets scrubbed, UPNs masked like every stored
@@ -312,7 +313,25 @@ class WebChat:
                 entries.append({"who": "admin", "text": _label(entries, choice), "choice": choice})
             entries.extend({"who": "bot", "reply": r} for r in replies)
             del entries[:-TRANSCRIPT_KEEP]
-            await store.save(key, json.dumps(entries, ensure_ascii=False), self.runtime.settings.conversation_ttl)
+            await self.transcripts.save(conversation, json.dumps(entries, ensure_ascii=False))
+
+    # -- the channel ----------------------------------------------------------------------------------
+
+    def mount(self, app: web.Application) -> None:
+        app[WebChatKey] = self
+        app.router.add_get("/", self.index)
+        app.router.add_get("/static/{name}", self.asset)
+        app.router.add_post("/api/chat", self.post_chat)
+        app.router.add_get("/api/chat", self.get_chat)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
@@ -343,11 +362,5 @@ def _label(entries: list[dict[str, Any]], choice: str) -> str:
 WebChatKey = web.AppKey("scim_help_web_chat", WebChat)
 
 
-def mount(app: web.Application, runtime: Runtime) -> WebChat:
-    chat = WebChat(runtime)
-    app[WebChatKey] = chat
-    app.router.add_get("/", chat.index)
-    app.router.add_get("/static/{name}", chat.asset)
-    app.router.add_post("/api/chat", chat.post_chat)
-    app.router.add_get("/api/chat", chat.get_chat)
-    return chat
+def channel(conversations: Conversations) -> Channel:
+    return WebChat(conversations)

@@ -12,7 +12,6 @@ resumes the conversation.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Protocol
@@ -23,9 +22,10 @@ from bot.engine.diagnose import Diagnosis
 from bot.engine.handoff import Handoff
 from bot.engine.words import Words
 from bot.events import Choice, Incoming, Phase, Reply, Turn
+from bot.outcome import OUTCOME_KIND, Ending, Outcome, recorded
 from bot.redact import pseudonymise, scrub_secrets
 from bot.state import Finding, Line, State, Then
-from bot.store.base import Store
+from bot.store.base import Held, Store
 from bot.understand import Reader
 from bot.understand.reading import Context, Reading
 from knowledge.schema import Bundle
@@ -34,7 +34,6 @@ log = logging.getLogger("scim_help.engine")
 
 MAX_TEXT = 4000  # longer messages are cut before anything else looks at them
 TRANSCRIPT_KEEP = 60
-OUTCOMES = "outcome"
 # How long a delivery key (Incoming.once) is remembered: platforms retry within minutes, a day is ample.
 ONCE_TTL = 24 * 3600
 # Commands that win over anything else the message says; "help" and "ticket" only when nothing else is.
@@ -309,6 +308,8 @@ class Engine:
                 log.info("turn skipped: redelivered message", extra={"conversation": msg.conversation_id, "channel": msg.channel})
                 return Turn(conversation_id=msg.conversation_id, phase=_phase_of(held.data), silent=True, duplicate=True)
             state = State.model_validate_json(held.data) if held.data else None
+            # Taken before the turn changes the state: what its episode had recorded when it was saved.
+            before = Outcome.of(state) if recorded(state) else None
             turn, state = await self._turn(state, msg)
             if not turn.silent:
                 for record in msg.remember:
@@ -316,8 +317,8 @@ class Engine:
             if state is not None:
                 state.updated_at = time.time()
                 held.save(state.model_dump_json(), self.ttl)  # written as the lock is given back
-                if state.outcome and turn.phase == "closed":
-                    await self._record_outcome(state)
+                if recorded(state):
+                    turn.ending = self._record_outcome(held, state, before)
         log.info(
             "turn",
             extra={
@@ -341,22 +342,14 @@ class Engine:
 
         return build_ticket(s, self.kb)
 
-    async def _record_outcome(self, state: State) -> None:
-        record = {
-            "conversation": state.id,
-            "episode": state.episode,
-            "channel": state.channel,
-            "symptom": state.symptom,
-            "topic": state.topic,
-            "cause": state.cause,
-            "outcome": state.outcome,
-            "helpful": state.helpful,
-            "questions_to_cause": state.questions_to_cause,
-            "questions": state.questions,
-            "turns": state.turns,
-            "ended_at": time.time(),
-        }
-        await self.store.put_record(OUTCOMES, f"{state.id}#{state.episode}", json.dumps(record))
+    @staticmethod
+    def _record_outcome(held: Held, state: State, before: Outcome | None) -> Ending:
+        """The episode's outcome, written with the conversation (one commit: never one without the other),
+        and what was recorded for the episode before: the stored state's, as both are saved together, so no
+        record needs to be read back."""
+        now = Outcome.of(state)
+        held.put_record(OUTCOME_KIND, now.key, now.model_dump_json())
+        return Ending(now=now, before=before if before is not None and before.episode == now.episode else None)
 
     # ---- one turn ----------------------------------------------------------------------------
 

@@ -55,8 +55,7 @@ class Held:
 
     def put_record(self, kind: str, key: str, data: str) -> None:
         """`Store.put_record` when the hold ends without an exception, in the same round trip as the
-        conversation. For a channel's bookkeeping; outcome records go through `Store.put_record`, where
-        the metrics see them."""
+        conversation: a channel's bookkeeping, the episode's outcome."""
         self.records.append((kind, key, data))
 
 

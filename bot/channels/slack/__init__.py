@@ -7,7 +7,7 @@ behind a durable inbox.
     listeners.py  where the bot speaks; the turn and its outbox
     posting.py    the Web API client, posting, ephemeral notes, the outbox
     modal.py      the escalation hand-off modal and its post
-    app.py        SlackBot, the HTTP endpoint, Socket Mode, mounting
+    app.py        SlackBot, the HTTP endpoint, Socket Mode, and `channel`: the one the settings ask for
 
 Correctness under Slack's delivery rules
 - Requests are verified (signing secret, 5-minute timestamp window) before anything parses them.
@@ -26,7 +26,16 @@ DM, `slack:{team}:{channel}:slash:{user}` for the picker a bare `/scim-help` sho
 store, so conversations survive restarts.
 """
 
-from bot.channels.slack.app import EVENTS_PATH, InboxSocketModeHandler, SlackBot, SlackBotKey, mount, quiet_library_logs, start_socket_mode
+from bot.channels.slack.app import (
+    EVENTS_PATH,
+    InboxSocketModeHandler,
+    SlackBot,
+    SlackBotKey,
+    SlackEvents,
+    SlackSocket,
+    channel,
+    start_socket_mode,
+)
 from bot.channels.slack.ids import (
     ConversationRef,
     Place,
@@ -51,13 +60,14 @@ __all__ = [
     "Place",
     "SlackBot",
     "SlackBotKey",
+    "SlackEvents",
+    "SlackSocket",
+    "channel",
     "check_payload",
     "dedupe_key",
     "dm_conversation",
     "make_client",
-    "mount",
     "parse_conversation",
-    "quiet_library_logs",
     "slash_conversation",
     "start_socket_mode",
     "strip_mention",

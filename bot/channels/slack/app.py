@@ -10,6 +10,7 @@ HTTP request itself). Socket Mode records and acknowledges envelopes the same wa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import weakref
@@ -32,41 +33,20 @@ from bot.channels.slack.listeners import Listeners
 from bot.channels.slack.modal import submission_errors
 from bot.channels.slack.payload import LAST_RETRY, check_payload, dedupe_key, last_retry
 from bot.channels.slack.posting import Outbox, make_client
-from bot.runtime import Runtime
+from bot.service import Channel, Conversations
 
 log = logging.getLogger("scim_help.slack")
 
 EVENTS_PATH = "/slack/events"
-# Library loggers and the least severe level they may log at. At DEBUG, bolt and slack_sdk log whole request
-# and response bodies (message text, UPNs), and bolt logs the body of a request whose signature fails at
-# INFO. bolt copies its app logger's level to its middleware loggers, so capping "scim_help.slack.bolt" caps
-# them all.
-LOG_FLOORS = {
-    "scim_help.slack.bolt": logging.WARNING,
-    "scim_help.slack.sdk": logging.INFO,
-    "scim_help.slack.socket": logging.INFO,
-    "slack_bolt": logging.WARNING,
-    "slack_sdk": logging.INFO,
-}
-
-
-def quiet_library_logs() -> None:
-    """Applied once when the channel is mounted or connected (not in a constructor): an explicit level on
-    each library logger, so turning the root logger to DEBUG later does not lower it."""
-    for name, floor in LOG_FLOORS.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(max(floor, logger.level))
 
 
 class SlackBot(Listeners):
-    def __init__(self, runtime: Runtime, *, socket_mode: bool = False, client: AsyncWebClient | None = None) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
-        self.store = runtime.store
-        self.engine = runtime.engine
+    def __init__(self, conversations: Conversations, *, socket_mode: bool = False, client: AsyncWebClient | None = None) -> None:
+        self.conversations = conversations
+        self.settings = conversations.settings
         self.client = client or make_client(self.settings)
         self.escalation_channel = self.settings.escalation_channel
-        self.portal_label = runtime.bundle.pack.escalation.portal_label
+        self.portal_label = conversations.portal_label
         self._locks = weakref.WeakValueDictionary()
         secret = self.settings.slack_signing_secret.get_secret_value() if self.settings.slack_signing_secret else None
         self._verifier = SignatureVerifier(secret) if (secret and not socket_mode) else None
@@ -89,7 +69,7 @@ class SlackBot(Listeners):
         self.register(self.app)
         # Acknowledged but unfinished requests of this process.
         self.backlog = Gate("slack", MAX_BACKLOG, wait=BACKLOG_WAIT)
-        self.inbox = SlackInbox(self, self.store.inbox("slack"), self.backlog)
+        self.inbox = SlackInbox(self, conversations.inbox("slack"), self.backlog)
 
     # ---- HTTP ------------------------------------------------------------------------------------
 
@@ -142,7 +122,7 @@ class SlackBot(Listeners):
         """Run one recorded request. A second attempt whose turn was committed posts from the outbox
         instead of running the turn again."""
         if job.recovering:
-            raw = await self.store.get_record(OUTBOX, job.entry.id)
+            raw = await self.conversations.get_record(OUTBOX, job.entry.id)
             if raw is not None:
                 job.outboxed = True
                 await self._deliver(Outbox.load(raw), job)
@@ -210,56 +190,100 @@ class InboxSocketModeHandler(AsyncSocketModeHandler):
         await super().close_async()
 
 
-# ---- wiring ------------------------------------------------------------------------------------------
+# ---- the channel ---------------------------------------------------------------------------------------
 
 SlackBotKey = web.AppKey("scim_help_slack", SlackBot)
-_SESSION_OWNED = web.AppKey("scim_help_slack_session_owned", bool)
 
 
-def mount(app: web.Application, runtime: Runtime) -> None:
-    """Serve Slack's Events API, slash command and interactivity on the shared aiohttp app (HTTP mode).
-    All three use the one request URL `/slack/events`."""
-    quiet_library_logs()
-    bot = SlackBot(runtime)
-    app[SlackBotKey] = bot
-    register(app, bot.backlog)
-    app.router.add_post(EVENTS_PATH, bot.dispatch)
+def channel(conversations: Conversations) -> Channel:
+    """Slack as the settings ask for it: the Events API on the shared server, or a Socket Mode connection."""
+    if conversations.settings.slack_mode == "http":
+        return SlackEvents(conversations)
+    return SlackSocket(conversations)
 
-    async def start(app: web.Application) -> None:
+
+class SlackEvents:
+    """HTTP mode: Slack's Events API, slash command and interactivity, all on the one request URL
+    `/slack/events` of the shared aiohttp app."""
+
+    name = "slack"
+
+    def __init__(self, conversations: Conversations) -> None:
+        self.bot = SlackBot(conversations)
+        self._session_owned = False
+
+    def mount(self, app: web.Application) -> None:
+        app[SlackBotKey] = self.bot
+        register(app, self.bot.backlog)
+        app.router.add_post(EVENTS_PATH, self.bot.dispatch)
+        log.info("slack mounted", extra={"path": EVENTS_PATH, "helpdesk_channels": len(self.bot.settings.slack_channel_ids)})
+
+    async def start(self) -> None:
         # One keep-alive session for every Web API call: without it slack_sdk opens (and closes) a new
         # HTTP connection per call — about a sixth of the server's CPU per event under load.
         import aiohttp
 
-        if bot.client.session is None:
-            bot.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=bot.client.timeout))
-            app[_SESSION_OWNED] = True
-        bot.inbox.start()  # first sweep at once: entries a killed process left are taken over now
+        client = self.bot.client
+        if client.session is None:
+            client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+            self._session_owned = True
+        self.bot.inbox.start()  # first sweep at once: entries a killed process left are taken over now
 
-    async def stop(app: web.Application) -> None:
-        await bot.inbox.stop(runtime.settings.shutdown_timeout)
+    async def stop(self) -> None:
+        await self.bot.inbox.stop(self.bot.settings.shutdown_timeout)
 
-    async def close_session(app: web.Application) -> None:
-        if app.get(_SESSION_OWNED) and bot.client.session is not None:
-            await bot.client.session.close()
-            bot.client.session = None
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
-    app.on_cleanup.append(close_session)
-    log.info("slack mounted", extra={"path": EVENTS_PATH, "helpdesk_channels": len(runtime.settings.slack_channel_ids)})
+    async def close(self) -> None:
+        client = self.bot.client
+        if self._session_owned and client.session is not None:
+            await client.session.close()
+            client.session = None
+            self._session_owned = False
 
 
-async def start_socket_mode(runtime: Runtime) -> InboxSocketModeHandler:
-    """Connect over Socket Mode (no public URL needed). Returns the connected handler; the server keeps it
-    and calls `await handler.close_async()` on shutdown."""
-    settings = runtime.settings
+class SlackSocket:
+    """Socket Mode: no public URL; a connection to Slack kept in the background."""
+
+    name = "slack-socket"
+
+    def __init__(self, conversations: Conversations) -> None:
+        self.conversations = conversations
+        self._task: asyncio.Task[InboxSocketModeHandler] | None = None
+
+    def mount(self, app: web.Application) -> None:
+        pass  # no routes: the events come over the socket
+
+    async def start(self) -> None:
+        # A task: the server's start-up is never held up by Slack.
+        self._task = asyncio.create_task(start_socket_mode(self.conversations), name="slack-socket-mode")
+        self._task.add_done_callback(_report_failure)
+
+    async def stop(self) -> None:
+        pass  # the handler drains its inbox when it is closed, after the server's turns
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if task.done() and not task.cancelled() and task.exception() is None:
+            await task.result().close_async()
+        else:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _report_failure(task: asyncio.Task[InboxSocketModeHandler]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Slack Socket Mode failed", exc_info=task.exception())
+
+
+async def start_socket_mode(conversations: Conversations) -> InboxSocketModeHandler:
+    """Connect over Socket Mode. Returns the connected handler; `await handler.close_async()` ends it."""
+    settings = conversations.settings
     if settings.slack_app_token is None:
         raise RuntimeError("SLACK_APP_TOKEN is required for Socket Mode")
-    quiet_library_logs()
-    bot = SlackBot(runtime, socket_mode=True)
+    bot = SlackBot(conversations, socket_mode=True)
     handler = InboxSocketModeHandler(bot, settings.slack_app_token.get_secret_value())
     bot.inbox.start()
     await handler.connect_async()
     log.info("slack socket mode connected")
     return handler
-

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.store.inbox import Entry
+from bot.service import Entry
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
-    from bot.runtime import Runtime
+    from bot.service import Conversations
     from bot.settings import Settings
-    from bot.store.base import Store
 
 CLAIM_TTL = 24 * 3600
 # A record per processed request holding the messages its turn produced, written with the conversation.
@@ -62,10 +60,8 @@ def retry_later() -> bool:
 
 
 class BotCore:
-    runtime: Runtime
+    conversations: Conversations
     settings: Settings
-    store: Store
-    engine: Engine
     client: AsyncWebClient
     escalation_channel: str | None
     portal_label: str
@@ -73,7 +69,7 @@ class BotCore:
 
     async def _claim(self, *keys: str) -> bool:
         """First caller wins; with several keys, only if every one of them is new (one round trip)."""
-        return await self.store.claim_all(keys, CLAIM_TTL)
+        return await self.conversations.claim(*keys, ttl=CLAIM_TTL)
 
     @asynccontextmanager
     async def _serial(self, conv: str) -> AsyncIterator[None]:

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.admission import Gate, Release
 from bot.channels.slack.core import OUTBOX, Job
-from bot.store.base import StoreUnavailable
-from bot.store.inbox import LEASE, Entry, Inbox, InboxFull
+from bot.service import LEASE, Entry, Inbox, InboxFull, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.channels.slack.app import SlackBot

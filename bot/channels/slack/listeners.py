@@ -40,7 +40,7 @@ from bot.channels.slack.posting import Outbox, error_code
 from bot.events import Incoming, Turn
 from bot.redact import pseudonymise
 from bot.render import blocks as bk
-from bot.store.base import StoreUnavailable
+from bot.service import StoreUnavailable
 
 log = logging.getLogger("scim_help.slack")
 
@@ -120,7 +120,7 @@ class Listeners(Escalation):
                 return  # the app_mention event answers it
             if in_thread:
                 conv = thread_conversation(team, channel, str(thread_ts))
-                state = await self.engine.state(conv)
+                state = await self.conversations.state(conv)
                 if state is None and not (bot_user and event.get("parent_user_id") == bot_user):
                     return  # somebody else's thread
                 # Our thread: mid-conversation every reply is for us; after the end, only a clear new
@@ -169,7 +169,7 @@ class Listeners(Escalation):
             conv, words = await self._slash_home(team, channel, user), ("help" if sub == "help" else "")
         else:
             words = {"help": "help", "ticket": "show ticket", "reset": "start over"}[sub]
-        turn = await self.runtime.handle(Incoming(channel="slack", conversation_id=conv, user_id=user, text=words, directed=True))
+        turn = await self.conversations.handle(Incoming(channel="slack", conversation_id=conv, user_id=user, text=words, directed=True))
         await self._respond_turn(respond, turn)
 
     async def _slash_home(self, team: str, channel: str, user: str) -> str:
@@ -180,8 +180,8 @@ class Listeners(Escalation):
     async def _last_conversation(self, team: str, channel: str, user: str) -> str | None:
         if channel.startswith("D"):
             channel = await self._open_dm(user)
-            return await self.store.get_record(LAST_RECORD, f"{team}:{channel}:{user}") or dm_conversation(team, channel)
-        return await self.store.get_record(LAST_RECORD, f"{team}:{channel}:{user}")
+            return await self.conversations.get_record(LAST_RECORD, f"{team}:{channel}:{user}") or dm_conversation(team, channel)
+        return await self.conversations.get_record(LAST_RECORD, f"{team}:{channel}:{user}")
 
     @staticmethod
     def _remember(conv: str, user: str | None) -> tuple[tuple[str, str, str], ...]:
@@ -320,8 +320,8 @@ class Listeners(Escalation):
             return turn
 
     async def _turn(self, msg: Incoming, place: Place, user: str | None, job: Job | None) -> tuple[Turn, Outbox | None]:
-        async with self.store.deferred() as deferred:
-            turn = await self.runtime.handle(msg)
+        async with self.conversations.deferred() as deferred:
+            turn = await self.conversations.handle(msg)
             outbox = None if turn.silent else Outbox(place, self._render(turn), user)
             records = [(OUTBOX, job.entry.id, outbox.dump())] if (job is not None and outbox is not None and outbox.messages) else []
             await deferred.commit(records)

@@ -22,10 +22,10 @@ from bot.channels.slack.posting import Posting, error_code
 from bot.events import Ticket
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.render import blocks as bk
-from bot.store.base import StoreUnavailable
+from bot.service import StoreUnavailable
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.service import Conversations
 
 log = logging.getLogger("scim_help.slack")
 
@@ -38,11 +38,11 @@ class Escalation(Posting):
         ref = parse_conversation(conv)
         if conv is None or ref is None or ref.team != team_of(body, context, {}):
             return
-        state = await self.engine.state(conv)
+        state = await self.conversations.state(conv)
         if state is None:
             await self._tell(None, user, "That conversation has expired, so I can't prepare the ticket any more. Describe the problem again to start over.", respond)
             return
-        ticket = self.engine.draft_ticket(state)
+        ticket = self.conversations.draft_ticket(state)
         container, message = body.get("container") or {}, body.get("message") or {}
         meta = {
             "c": conv,
@@ -76,7 +76,7 @@ class Escalation(Posting):
         if ref.kind == "dm" and meta.get("th"):
             place = Place(ref.channel, meta["th"])
         try:
-            state = await self.engine.state(conv)
+            state = await self.conversations.state(conv)
         except (StoreUnavailable, TimeoutError) as exc:
             if retry_later():  # nothing claimed yet: the inbox tries this submission again
                 log.warning("slack submission postponed: store unavailable", extra={"error": type(exc).__name__})
@@ -85,11 +85,11 @@ class Escalation(Posting):
         ticket_text = data["body"]
         symptom = None
         if state is not None:
-            draft = self.engine.draft_ticket(state)
+            draft = self.conversations.draft_ticket(state)
             symptom = draft.symptom_title
             if _digest(draft.body) == meta.get("d") and ticket_text.strip() == _clip_input(draft.body).strip():
                 # The text was not edited: rebuild it so it agrees with the (possibly edited) fields.
-                ticket_text = _rerender(self.runtime, state, draft, data)
+                ticket_text = _rerender(self.conversations, state, draft, data)
         ticket_text = scrub_secrets(ticket_text)
         # Claimed only now, after the reads that can meet a store outage: an outage before this point leaves
         # the submission to the inbox's retry instead of marking it handled (Slack never sends it again).
@@ -116,7 +116,7 @@ class Escalation(Posting):
         return True
 
     async def _confirm_handoff(self, place: Place, user: str | None, text: str) -> None:
-        confirmation = bk.handoff_confirmation(body=text, support_url=self.engine.support_url, portal_label=self.portal_label, channel_id=self.escalation_channel)
+        confirmation = bk.handoff_confirmation(body=text, support_url=self.conversations.support_url, portal_label=self.portal_label, channel_id=self.escalation_channel)
         try:
             await self._post(place, confirmation)
         except SlackClientError as exc:
@@ -210,13 +210,11 @@ def _digest(text: str) -> str:
     return hashlib.blake2s(_clip_input(text).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def _rerender(runtime: Runtime, state: Any, draft: Ticket, data: dict[str, Any]) -> str:
-    from bot.ticket import render_markdown
-
+def _rerender(conversations: Conversations, state: Any, draft: Ticket, data: dict[str, Any]) -> str:
     edited = draft.model_copy(
         update={"account": data["account"], "idp": data["idp"] or None, "upns": data["upns"], "groups": data["groups"]}
     )
     try:
-        return render_markdown(edited, state, runtime.bundle)
+        return conversations.ticket_markdown(edited, state)
     except Exception:  # fall back to the text the admin saw
         return data["body"]

@@ -100,7 +100,7 @@ class Posting(BotCore):
         return bk.render_replies(
             turn.replies,
             conversation_id=turn.conversation_id,
-            support_url=self.engine.support_url,
+            support_url=self.conversations.support_url,
             portal_label=self.portal_label,
             handoff=handoff,
         )

@@ -4,7 +4,7 @@ The only package that imports the Teams SDK (`microsoft_teams.*`, a test checks 
 (`bot/render/cards.py`) produces plain Adaptive Card dicts and the engine, store and server know nothing
 about Bot Framework.
 
-- `endpoint`: the HTTP route — reading, authenticating, checking `serviceUrl`, admission — and `mount`.
+- `endpoint`: the HTTP route — reading, authenticating, checking `serviceUrl`, admission — and `channel`.
 - `intake`: bounded body reading and per-client limits, before any capacity is taken.
 - `auth`: Bot Framework tokens and their signing keys, fetched in the background, never blocking.
 - `service_url`: where replies may go, parsed once with the HTTP client's own parser.
@@ -18,7 +18,7 @@ message text, names, UPNs or tokens.
 """
 
 from bot.channels.teams.activity import clean_text, conversation_id, conversation_link, escalation_channel_id
-from bot.channels.teams.endpoint import MAX_ACTIVITIES_IN_PROGRESS, MAX_ACTIVITIES_WAITING, ROUTE, TEAMS_ENDPOINT, TeamsEndpoint, mount
+from bot.channels.teams.endpoint import MAX_ACTIVITIES_IN_PROGRESS, MAX_ACTIVITIES_WAITING, ROUTE, TEAMS_ENDPOINT, TeamsEndpoint, channel
 
 __all__ = [
     "MAX_ACTIVITIES_IN_PROGRESS",
@@ -29,6 +29,6 @@ __all__ = [
     "clean_text",
     "conversation_id",
     "conversation_link",
+    "channel",
     "escalation_channel_id",
-    "mount",
 ]

@@ -1,7 +1,9 @@
 """What the bot does with an authenticated activity: the Teams conversation <-> the channel-neutral engine.
 
-1. Redelivered activities are dropped (`store.claim` on the activity id), and the bot remembers where
-   every Teams channel it hears from can be reached (for the escalation hand-off).
+1. Redelivered messages are dropped: the activity id (and for a click, the card and choice) are the
+   turn's delivery keys (`Incoming.once`), claimed with the conversation's lock and written with its
+   state, like Slack's, so a worker killed mid-turn leaves them free and the redelivery is answered. The
+   bot remembers where every Teams channel it hears from can be reached (for the escalation hand-off).
 2. Messages: personal chats always get an answer; group chats and channels only when the bot is
    @mentioned (or for a click on one of its cards). A card click arrives as a message with empty text
    and `value` carrying the choice id; clicks are de-duplicated per (conversation, card, choice) and
@@ -23,13 +25,11 @@ from bot.channels.teams.connector import Connector, message
 from bot.events import Incoming, Reply, Turn
 from bot.redact import pseudonymise
 from bot.render import cards
-from bot.runtime import Runtime
-from bot.store.base import StoreUnavailable
+from bot.service import Conversations, StoreUnavailable
 
 log = logging.getLogger("scim_help.teams")
 
 REF_KIND = "teams-ref"
-DEDUPE_TTL = 6 * 3600  # Bot Framework redelivers within minutes; keep the ids a while longer
 WELCOME_TTL = 600  # Teams sends both installationUpdate and conversationUpdate on install: greet once
 CARD_CHANNELS = {"msteams", "emulator", "webchat", "directline", "agents"}
 UPDATE_CHANNELS = {"msteams", "emulator"}  # channels where the bot can edit a card it sent
@@ -69,17 +69,17 @@ class Delivery:
 
 
 class TeamsBot:
-    def __init__(self, runtime: Runtime, connector: Connector, escalation_channel: str | None) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(self, conversations: Conversations, connector: Connector, escalation_channel: str | None) -> None:
+        self.conversations = conversations
         self.connector = connector
-        self.ttl = runtime.settings.conversation_ttl
+        self.ttl = conversations.settings.conversation_ttl
+        self.cards = conversations.side("teams-card")
         self.escalation_channel = escalation_channel
         self._refs_written: dict[str, str] = {}
 
     @property
     def support_url(self) -> str | None:
-        return self.runtime.engine.support_url
+        return self.conversations.support_url
 
     # -- every activity ----------------------------------------------------------------------------
 
@@ -87,13 +87,7 @@ class TeamsBot:
         """Handle the activity; the HTTP status for Bot Framework (201, or 501 for an unknown invoke)."""
         activity = turn.activity
         kind = activity.get("type")
-        aid = activity.get("id")
         try:
-            if isinstance(aid, str) and aid:
-                key = f"teams-activity:{turn.channel_id}:{turn.raw_conversation}:{aid}"
-                if not await self.store.claim(key, DEDUPE_TTL):
-                    log.info("teams: duplicate activity ignored", extra=act.log_extra(activity))
-                    return 201
             await self._remember_channel(turn)
             if kind == "message":
                 await self.on_message(turn)
@@ -150,16 +144,16 @@ class TeamsBot:
             if self._refs_written.get(key) == data:
                 continue
             self._refs_written[key] = data
-            await self.store.put_record(REF_KIND, key, data)
+            await self.conversations.put_record(REF_KIND, key, data)
             log.info("teams: stored channel reference", extra=act.log_extra(activity, ref=pseudonymise(key)))
 
     async def _welcome(self, turn: Delivery) -> None:
         if not turn.raw_conversation:
             return
         cid = act.conversation_id(turn.activity)
-        if not await self.store.claim(f"teams-welcome:{cid}", WELCOME_TTL):
+        if not await self.conversations.claim(f"teams-welcome:{cid}", ttl=WELCOME_TTL):
             return
-        result = await self.runtime.handle(Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(turn.activity)))
+        result = await self.conversations.handle(Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(turn.activity)))
         await self._send(turn, cid, list(result.replies))
 
     # -- messages --------------------------------------------------------------------------------------
@@ -178,15 +172,18 @@ class TeamsBot:
                 return  # group chats and channels: only when addressed
             text = act.clean_text(activity)
         cid = act.conversation_id(activity)
+        reply_to = activity.get("replyToId") if isinstance(activity.get("replyToId"), str) else None
+        once = [f"teams-activity:{turn.channel_id}:{turn.raw_conversation}:{turn.activity_id}"] if turn.activity_id else []
         if choice is not None:
-            reply_to = activity.get("replyToId") if isinstance(activity.get("replyToId"), str) else None
-            if not await self.store.claim(f"teams-click:{cid}:{reply_to or '-'}:{choice}", self.ttl):
-                log.info("teams: repeated click ignored", extra=act.log_extra(activity))
-                return
-            await self._mark_answered(turn, cid, reply_to, choice)
-        result = await self.runtime.handle(
-            Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(activity), text=text, choice=choice)
+            once.append(f"teams-click:{cid}:{reply_to or '-'}:{choice}")
+        result = await self.conversations.handle(
+            Incoming(channel="teams", conversation_id=cid, user_id=act.user_id(activity), text=text, choice=choice, once=tuple(once))
         )
+        if result.duplicate:
+            log.info("teams: repeated activity or click ignored", extra=act.log_extra(activity))
+            return
+        if choice is not None:
+            await self._mark_answered(turn, cid, reply_to, choice)
         if result.silent:
             return
         replies = list(result.replies)
@@ -200,9 +197,8 @@ class TeamsBot:
         """Replace the clicked buttons with the chosen answer, so the card cannot be answered twice."""
         if not reply_to or turn.channel_id not in UPDATE_CHANNELS:
             return
-        key = f"teams-card:{cid}:{reply_to}"
         try:
-            raw = await self.store.load(key)
+            raw = await self.cards.load(cid, reply_to)
             if not raw:
                 return
             updated = cards.mark_answered(json.loads(raw), choice)
@@ -210,7 +206,7 @@ class TeamsBot:
                 return
             update = message(cards.attachment(updated), incoming=turn.activity)
             await self.connector.update(turn.service_url, turn.raw_conversation, reply_to, update)
-            await self.store.save(key, json.dumps(updated), self.ttl)
+            await self.cards.save(cid, json.dumps(updated), reply_to)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -227,7 +223,7 @@ class TeamsBot:
         for attachment in cards.render_replies(replies, support_url=self.support_url):
             sent = await self.connector.send(turn.service_url, turn.raw_conversation, message(attachment, incoming=activity), reply_to=turn.activity_id)
             if sent and turn.channel_id in UPDATE_CHANNELS and cards.has_choices(attachment["content"]):
-                await self.store.save(f"teams-card:{cid}:{sent}", json.dumps(attachment["content"]), self.ttl)
+                await self.cards.save(cid, json.dumps(attachment["content"]), sent)
 
     # -- escalation --------------------------------------------------------------------------------------
 
@@ -238,13 +234,13 @@ class TeamsBot:
         ticket_reply = next((r for r in result.replies if r.kind == "ticket" and r.ticket is not None), None)
         if ticket_reply is None:
             return None
-        state = await self.runtime.engine.state(cid)
+        state = await self.conversations.state(cid)
         if state is None or state.outcome != "escalated":
             return None
-        if not await self.store.claim(f"teams-escalation:{cid}:{state.episode}", self.ttl):
+        if not await self.conversations.claim(f"teams-escalation:{cid}:{state.episode}", ttl=self.ttl):
             return None
         activity = turn.activity
-        raw = await self.store.get_record(REF_KIND, self.escalation_channel)
+        raw = await self.conversations.get_record(REF_KIND, self.escalation_channel)
         if not raw:
             log.warning(
                 "teams: cannot hand the ticket to the escalation channel: no conversation reference stored for it "

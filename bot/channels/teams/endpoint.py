@@ -24,7 +24,7 @@ from bot.channels.teams import activity as act
 from bot.channels.teams import auth, intake, service_url
 from bot.channels.teams.bot import Delivery, TeamsBot
 from bot.channels.teams.connector import Connector
-from bot.runtime import Runtime
+from bot.service import Channel, Conversations
 from bot.text import valid_unicode_json
 
 log = logging.getLogger("scim_help.teams")
@@ -60,14 +60,19 @@ def _parse(body: bytes) -> dict | web.Response:
 
 
 class TeamsEndpoint:
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
+    """The Teams channel: `POST /api/messages` on the shared aiohttp app."""
+
+    name = "teams"
+
+    def __init__(self, conversations: Conversations) -> None:
+        settings = conversations.settings
+        self.settings = settings
         self.app_id = settings.microsoft_app_id or ""
         self.app_type = settings.microsoft_app_type
         self.keys = auth.SigningKeys(auth.OPENID_METADATA_URL) if self.app_id else None
         self.auth = auth.BotFrameworkAuth(self.app_id, self.keys) if self.keys is not None else None
         self.connector = Connector(settings)
-        self.bot = TeamsBot(runtime, self.connector, act.escalation_channel_id(settings.teams_escalation_channel))
+        self.bot = TeamsBot(conversations, self.connector, act.escalation_channel_id(settings.teams_escalation_channel))
         self.admission = Gate("teams", MAX_ACTIVITIES_IN_PROGRESS, max_waiting=MAX_ACTIVITIES_WAITING)
         self.reading = intake.PerClient(intake.PER_CLIENT_UNAUTHENTICATED)
         self.client_gates = intake.ClientGates(intake.PER_CLIENT_UNAUTHENTICATED, MAX_ACTIVITIES_WAITING)
@@ -139,13 +144,35 @@ class TeamsEndpoint:
             return _error(exc.status, f"serviceUrl refused: {exc}")
         return Delivery(activity, url)
 
-    # -- lifecycle ------------------------------------------------------------------------------------
+    # -- the channel ----------------------------------------------------------------------------------
 
-    async def start(self, app: web.Application) -> None:
+    def mount(self, app: web.Application) -> None:
+        """Add `POST /api/messages`. Without MicrosoftAppId the endpoint accepts unauthenticated requests
+        (Bot Framework Emulator, Agents Playground) and a WARNING says so."""
+        app[TEAMS_ENDPOINT] = self
+        register(app, self.admission)
+        app.router.add_post(ROUTE, self.handle)
+        if not self.authenticated:
+            log.warning(
+                "Teams endpoint %s is running WITHOUT authentication because MicrosoftAppId is not set: anyone who "
+                "can reach it can talk to the bot, so only replies to a loopback serviceUrl are accepted. Use this "
+                "only locally with the Bot Framework Emulator or the Agents Playground; set MicrosoftAppId and "
+                "MicrosoftAppPassword (Azure Bot registration) before exposing the server.",
+                ROUTE,
+            )
+        else:
+            log.info("Teams endpoint %s enabled (%s app)", ROUTE, self.app_type)
+        if self.settings.teams_escalation_channel and not act.escalation_channel_id(self.settings.teams_escalation_channel):
+            log.warning("SCIM_HELP_TEAMS_ESCALATION_CHANNEL is set but holds no channel id")
+
+    async def start(self) -> None:
         if self.keys is not None:
             self.keys.start()
 
-    async def stop(self, app: web.Application) -> None:
+    async def stop(self) -> None:
+        pass  # activities still being answered keep their connector until close
+
+    async def close(self) -> None:
         if self.keys is not None:
             await self.keys.close()
         await self.connector.close()
@@ -154,24 +181,5 @@ class TeamsEndpoint:
 TEAMS_ENDPOINT: web.AppKey[TeamsEndpoint] = web.AppKey("scim_help_teams", TeamsEndpoint)
 
 
-def mount(app: web.Application, runtime: Runtime) -> None:
-    """Add `POST /api/messages` to the shared aiohttp app. Without MicrosoftAppId the endpoint accepts
-    unauthenticated requests (Bot Framework Emulator, Agents Playground) and a WARNING says so."""
-    endpoint = TeamsEndpoint(runtime)
-    app[TEAMS_ENDPOINT] = endpoint
-    register(app, endpoint.admission)
-    app.router.add_post(ROUTE, endpoint.handle)
-    app.on_startup.append(endpoint.start)
-    app.on_cleanup.append(endpoint.stop)
-    if not endpoint.authenticated:
-        log.warning(
-            "Teams endpoint %s is running WITHOUT authentication because MicrosoftAppId is not set: anyone who "
-            "can reach it can talk to the bot, so only replies to a loopback serviceUrl are accepted. Use this "
-            "only locally with the Bot Framework Emulator or the Agents Playground; set MicrosoftAppId and "
-            "MicrosoftAppPassword (Azure Bot registration) before exposing the server.",
-            ROUTE,
-        )
-    else:
-        log.info("Teams endpoint %s enabled (%s app)", ROUTE, endpoint.app_type)
-    if runtime.settings.teams_escalation_channel and not act.escalation_channel_id(runtime.settings.teams_escalation_channel):
-        log.warning("SCIM_HELP_TEAMS_ESCALATION_CHANNEL is set but holds no channel id")
+def channel(conversations: Conversations) -> Channel:
+    return TeamsEndpoint(conversations)
