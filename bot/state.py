@@ -132,6 +132,12 @@ class State(BaseModel):
     transcript: list[Line] = Field(default_factory=list)
 
     @property
+    def active(self) -> bool:
+        """An episode is under way: every reply belongs to it. Closed or off-topic, only a new problem (or
+        the feedback answer) starts something; channels ask this too, to know who a thread reply is for."""
+        return self.phase not in ("closed", "off-topic")
+
+    @property
     def flow(self) -> str | None:
         """The symptom or topic being walked."""
         return self.topic or self.symptom

@@ -65,7 +65,7 @@ class Dialogue:
         return [Choice(id=f.id, label=self.words.word(f.title, s.idp)) for f in self.kb.pack.symptoms]
 
     def context(self, s: State | None, directed: bool) -> Context:
-        if s is None or s.phase in ("closed", "off-topic") and not (s.pending and s.pending.kind == "feedback"):
+        if s is None or not s.active and not (s.pending and s.pending.kind == "feedback"):
             return Context(addressed=directed, open_checks=tuple(self.kb.checks))
         flow = self.kb.flows.get(s.flow or "")
         open_checks = tuple(c for c in (flow.checks if flow else self.kb.checks) if not s.finding_for(c))
@@ -359,7 +359,7 @@ class Engine:
     async def _turn(self, state: State | None, msg: Incoming) -> tuple[Turn, State | None]:
         text = (msg.text or "")[:MAX_TEXT]
         choice = (msg.choice or "").strip()[:200] or None
-        active = state is not None and state.phase not in ("closed", "off-topic")
+        active = state is not None and state.active
         reading = self._read(state, text, msg.directed) if text.strip() and not choice else None
         feedback = state is not None and state.pending is not None and state.pending.kind == "feedback"
         if state is None or not active:

@@ -156,7 +156,7 @@ class Handoff:
             if s.pending and s.phase != "closed":
                 self.d.prompts.repeat(ctx)
         elif name == "cancel":
-            if s.phase not in ("closed", "off-topic"):
+            if s.active:
                 s.outcome = "cancelled"
             s.phase = "closed"
             s.pending = None

@@ -126,7 +126,7 @@ class Listeners(Escalation):
                 # Our thread: mid-conversation every reply is for us; after the end, only a clear new
                 # SCIM problem (or the feedback answer) gets a response. A thread under our own message
                 # whose conversation the store lost is ours too (the runtime says it was lost).
-                directed = state is None or state.phase not in ("closed", "off-topic")
+                directed = state is None or state.active
                 place = Place(channel, thread_ts)
             elif channel in self.settings.slack_channel_ids and ts:
                 conv, place, directed = thread_conversation(team, channel, ts), Place(channel, ts), False
