@@ -220,6 +220,8 @@ async def test_label_typed_back_is_fuzzy_matched(engine):
     state = await engine.state(chat.cid)
     if state.pending.kind == "idp":
         await chat.click("idp:entra")
+    if (await engine.state(chat.cid)).pending.id == "assignment-membership":
+        await chat.click("assignment-membership:direct")  # assigned directly: neither unassigned nor nested
     assert chat.last.probing == "scoping"  # then provision on demand: it tells three causes apart
     turn = await chat.say("skipped - not in scpoe")
     assert turn.cause == "scoping"
