@@ -161,6 +161,9 @@ async def test_free_text_answers_to_test_connection(engine, answer, probing_afte
     state = await engine.state(chat.cid)
     if state.pending.kind == "idp":
         await chat.click("idp:entra")
+    if (await engine.state(chat.cid)).pending.id == "provisioning-current-status":
+        # Entra's first look is the job's Current Status; an admin who cannot find it gets the credentials test.
+        await chat.click("provisioning-current-status:unsure")
     assert chat.last.probing == "credentials-mismatch"
     turn = await chat.say(answer)
     assert turn.cause == cause
@@ -217,6 +220,8 @@ async def test_label_typed_back_is_fuzzy_matched(engine):
     state = await engine.state(chat.cid)
     if state.pending.kind == "idp":
         await chat.click("idp:entra")
+    if (await engine.state(chat.cid)).pending.id == "assignment-membership":
+        await chat.click("assignment-membership:direct")  # assigned directly: neither unassigned nor nested
     assert chat.last.probing == "scoping"  # then provision on demand: it tells three causes apart
     turn = await chat.say("skipped - not in scpoe")
     assert turn.cause == "scoping"
@@ -225,7 +230,7 @@ async def test_label_typed_back_is_fuzzy_matched(engine):
 async def test_stale_and_double_clicks_do_not_answer_twice(engine):
     chat = Chat(engine)
     await chat.click("initial-provisioning-fails")
-    await chat.click("idp:entra")
+    await chat.click("idp:okta")  # Okta's first check here is the credentials test
     first = await chat.click("test-connection:succeeds")
     assert first.probing not in (None, "credentials-mismatch")
     again = await chat.click("test-connection:succeeds")  # the same button, clicked twice

@@ -315,7 +315,7 @@ class Diagnosis:
         """Carry on with what was waiting behind a prompt (the IdP question)."""
         s = ctx.state
         kb = self.d.kb
-        if then and then.kind == "check" and then.id in kb.checks:
+        if then and then.kind == "check" and then.id in kb.checks and kb.checks[then.id].applies_to(s.idp):
             self.d.prompts.check.ask(ctx, kb.checks[then.id])
         elif then and then.kind == "cause" and then.id in kb.causes:
             self.conclude(ctx, then.id, confirmed=s.cause_confirmed, announce=False)

@@ -77,16 +77,21 @@ class CheckPrompt(Prompt):
         return self.d.kb.checks[s.pending.id]  # type: ignore[union-attr,index]
 
     def needs_idp(self, s: State, check: Check) -> bool:
+        """Whether the IdP must be known before this check is shown: its wording differs by IdP, or only
+        some consoles have it (one console's look would be put to an admin of another)."""
         w = self.d.words
         texts = (check.title, check.ask, check.path, check.look_for, check.quote, *(a.label for a in check.answers))
-        return s.idp is None and w.idp_specific(*texts)
+        return s.idp is None and (check.idps is not None or w.idp_specific(*texts))
 
     def ask(self, ctx: Ctx, check: Check, reask: str | None = None, compact: bool = False) -> None:
         """`compact`: the question and its answers only (just after the step was explained in full)."""
         s = ctx.state
         s.phase = "checking"
         if self.needs_idp(s, check):
-            self.d.prompts.idp.ask(ctx, Then(kind="check", id=check.id))
+            # A check only some consoles have was picked while every console was possible: once the IdP
+            # is known, pick again among that console's own checks (its best look may be another one).
+            then = Then(kind="check", id=check.id) if check.idps is None else Then(kind="advance")
+            self.d.prompts.idp.ask(ctx, then)
             return
         if not (s.pending and s.pending.kind == "check" and s.pending.id == check.id):
             s.questions += 1
