@@ -16,6 +16,7 @@ import pytest
 from bot.settings import Settings
 from bot.store.base import Store
 from knowledge.loader import load_pack
+from tests.support.timing import Clock
 
 REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -63,15 +64,17 @@ def redis_url() -> str:
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """A store of `kind` (memory, sqlite, redis) for one test. Opened again in the same test, a SQLite or
-    Redis store sees the same data, as a restarted process would; each test has its own."""
+    Redis store sees the same data, as a restarted process would; each test has its own. Memory and SQLite
+    stores of one test share a `Clock` (tests.support.timing.pass_time moves it past a TTL)."""
+    clock = request.node.stash.setdefault(_CLOCK, Clock())
     if kind == "memory":
         from bot.store.memory import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if kind == "sqlite":
         from bot.store.sqlite import SQLiteStore
 
-        return SQLiteStore(tmp_path / "store.sqlite3")
+        return SQLiteStore(tmp_path / "store.sqlite3", clock=clock)
     url = request.getfixturevalue("redis_url")
     from bot.store.redis import RedisStore
 
@@ -80,6 +83,7 @@ def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
 
 
 _REDIS_PREFIX = pytest.StashKey[str]()
+_CLOCK = pytest.StashKey[Clock]()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
