@@ -52,8 +52,10 @@ EVIL = "[Click to re-verify your account](https://evil.example/login)"
 
 
 class Blackhole:
-    """A loopback listener that accepts connections, records them and never answers; after `close_after`
-    seconds it hangs up on everyone (so a server blocked on it comes back and the test can fail, not hang)."""
+    """A loopback listener that accepts connections, records them and never answers; `close_after` seconds
+    after the first connection it hangs up on everyone (so a server blocked on it comes back and the test
+    can fail, not hang). Counted from the first connection, not from its start: on a busy machine the
+    server under test can take seconds to start, and a hole already closed accepts nothing."""
 
     def __init__(self, close_after: float = 6.0) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -66,12 +68,14 @@ class Blackhole:
 
     def _run(self) -> None:
         self.sock.settimeout(0.1)
-        deadline = time.monotonic() + self._close_after
+        deadline = float("inf")
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            if not self.accepted:
+                deadline = time.monotonic() + self._close_after
             self.accepted += 1
             self.held.append(conn)
         self.close()
