@@ -25,6 +25,11 @@ REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 # endpoints with generated input: slow as a whole. Other modules mark their slow tests one by one
 # (@pytest.mark.slow). `./dev test -m "not slow"` is the quick loop; `./dev test` runs everything.
 SLOW_MODULES = {"test_reliability", "test_webchat_browser", "test_teams_playground", "test_terminal", "test_fuzz"}
+# Modules whose tests run on one xdist worker, in order (`./dev test` runs `--dist loadgroup`): the
+# reliability stacks serve with RedisStore's default prefix on the shared Redis (their inboxes would take
+# over each other's entries) and share a module-scoped fakes process; the browser and the Playground
+# tests share their artifact and npm directories. Every other test may run on any worker.
+ONE_WORKER = {"test_reliability", "test_webchat_browser", "test_teams_playground"}
 # Tests that legitimately need more than the 120 s default ([tool.pytest.ini_options] timeout): the
 # Agents Playground installs its npm packages (up to 600 s) before it drives Teams' own client.
 LONG = {"test_teams_playground": 900}
@@ -35,6 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if module in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(module))
         if module in LONG and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(LONG[module]))
 
