@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ from bot.events import Reply, Ticket
 from bot.render import cards
 from bot.server import build_app
 from bot.settings import Settings
+from tests.support.timing import eventually
 from tests.test_teams import (  # noqa: F401 - fixtures
     APP_ID,
     BOT,
@@ -171,7 +173,8 @@ async def test_slow_bodies_hold_no_teams_place_and_are_limited_per_client(make_t
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(head)
             slow.append(s)
-        await asyncio.sleep(0.5)
+        # Until the sockets turned away have their answer to read (the rest are still being read: no data).
+        await eventually(lambda: len(select.select(slow, [], [], 0)[0]) >= 8, what="8 sockets answered")
         assert endpoint.admission.in_use == 0
         assert endpoint.reading.refused == 8  # per client: 8 being read, the rest turned away
         refused = []
