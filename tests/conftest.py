@@ -2,6 +2,10 @@
 
 Redis tests run against the real server on 127.0.0.1:6379 (SCIM_HELP_TEST_REDIS_URL overrides). When it
 is down they skip — unless SCIM_HELP_REQUIRE_REDIS=1 (set by .ci/run), where they fail instead.
+
+`./dev test` runs the tests on several pytest-xdist workers, any test on any worker. What makes that safe:
+servers and fakes listen on ephemeral ports, files go to tmp_path, store keys carry a per-test prefix,
+and each worker has its own Redis database (_worker_redis_url).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -21,15 +26,24 @@ from tests.support.timing import Clock
 REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def _worker_redis_url(url: str) -> str:
+    """The Redis database of this xdist worker: gw0 the configured one, gw1 the one below it, and so on
+    (modulo Redis's 16). The reliability stacks serve with RedisStore's default prefix, so two of them at
+    once in one database would share one Slack inbox: one would take over the entries a SIGKILLed worker
+    of the other left, and answer them to the wrong fakes. In a database per worker they run one after
+    the other, as without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base - int(worker[2:])) % 16}"))
+
+
 # Modules where every test runs real processes (servers, a browser, Redis stopped and started) or floods
 # endpoints with generated input: slow as a whole. Other modules mark their slow tests one by one
 # (@pytest.mark.slow). `./dev test -m "not slow"` is the quick loop; `./dev test` runs everything.
 SLOW_MODULES = {"test_reliability", "test_webchat_browser", "test_teams_playground", "test_terminal", "test_fuzz"}
-# Modules whose tests run on one xdist worker, in order (`./dev test` runs `--dist loadgroup`): the
-# reliability stacks serve with RedisStore's default prefix on the shared Redis (their inboxes would take
-# over each other's entries) and share a module-scoped fakes process; the browser and the Playground
-# tests share their artifact and npm directories. Every other test may run on any worker.
-ONE_WORKER = {"test_reliability", "test_webchat_browser", "test_teams_playground"}
 # Tests that legitimately need more than the 120 s default ([tool.pytest.ini_options] timeout): the
 # Agents Playground installs its npm packages (up to 600 s) before it drives Teams' own client.
 LONG = {"test_teams_playground": 900}
@@ -40,8 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
-        if module in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(module))
         if module in LONG and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(LONG[module]))
 
@@ -62,11 +74,12 @@ def _redis_up(url: str) -> bool:
 
 @pytest.fixture
 def redis_url() -> str:
-    if not _redis_up(REDIS_URL):
+    url = _worker_redis_url(REDIS_URL)
+    if not _redis_up(url):
         if os.environ.get("SCIM_HELP_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required (SCIM_HELP_REQUIRE_REDIS=1) but not answering at {REDIS_URL}")
-        pytest.skip(f"Redis not answering at {REDIS_URL}")
-    return REDIS_URL
+            pytest.fail(f"Redis is required (SCIM_HELP_REQUIRE_REDIS=1) but not answering at {url}")
+        pytest.skip(f"Redis not answering at {url}")
+    return url
 
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
