@@ -265,8 +265,12 @@ async def test_forged_token_with_an_unreachable_key_host_costs_a_second_and_neve
             results, worst = await asyncio.gather(asyncio.gather(*(forged_request() for _ in range(5))), health())
             later = await forged_request()  # and again, while the key host still does not answer
         assert all(status == 401 for status, _ in [*results, later])
-        assert max(elapsed for _, elapsed in [*results, later]) < 1.6
-        assert worst < 0.5
+        # Refused after the 1 s wait for keys, not after the 5 s fetch (nor the hole's 6 s): the bound sits
+        # between the two, so a busy machine (or four test workers on two cores) cannot fail it and a
+        # request that waits for the fetch still does. Likewise /healthz: a loop blocked on the fetch
+        # would keep it for seconds.
+        assert max(elapsed for _, elapsed in [*results, later]) < (teams.auth.UNKNOWN_KEY_WAIT + teams.auth.FETCH_TIMEOUT) / 2
+        assert worst < teams.auth.UNKNOWN_KEY_WAIT
         assert blackhole.accepted >= 1  # the keys were asked for, in the background
     finally:
         await client.close()
