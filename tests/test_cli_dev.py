@@ -50,6 +50,7 @@ def test_test_and_lint_install_their_extras(dev):
 
 
 def test_test_runs_on_xdist_workers_and_passes_the_arguments_on(dev, monkeypatch):
+    monkeypatch.delenv("SCIM_HELP_TEST_WORKERS", raising=False)  # the default, whatever the caller's shell says
     assert dev("test", "-q", "tests/test_engine.py")[-1] == "python -m pytest -n 4 --dist worksteal -q tests/test_engine.py"
     monkeypatch.setenv("SCIM_HELP_TEST_WORKERS", "0")
     assert dev("test", "-x")[-1] == "python -m pytest -n 0 --dist worksteal -x"
