@@ -2,6 +2,10 @@
 
 Redis tests run against the real server on 127.0.0.1:6379 (SCIM_HELP_TEST_REDIS_URL overrides). When it
 is down they skip — unless SCIM_HELP_REQUIRE_REDIS=1 (set by .ci/run), where they fail instead.
+
+`./dev test` runs the tests on several pytest-xdist workers, any test on any worker. What makes that safe:
+servers and fakes listen on ephemeral ports, files go to tmp_path, store keys carry a per-test prefix,
+and each worker has its own Redis database (_worker_redis_url).
 """
 
 from __future__ import annotations
@@ -10,14 +14,30 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from bot.settings import Settings
 from bot.store.base import Store
 from knowledge.loader import load_pack
+from tests.support.timing import Clock
 
 REDIS_URL = os.environ.get("SCIM_HELP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _worker_redis_url(url: str) -> str:
+    """The Redis database of this xdist worker: gw0 the configured one, gw1 the one below it, and so on
+    (modulo Redis's 16). The reliability stacks serve with RedisStore's default prefix, so two of them at
+    once in one database would share one Slack inbox: one would take over the entries a SIGKILLed worker
+    of the other left, and answer them to the wrong fakes. In a database per worker they run one after
+    the other, as without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base - int(worker[2:])) % 16}"))
 
 
 # Modules where every test runs real processes (servers, a browser, Redis stopped and started) or floods
@@ -54,24 +74,27 @@ def _redis_up(url: str) -> bool:
 
 @pytest.fixture
 def redis_url() -> str:
-    if not _redis_up(REDIS_URL):
+    url = _worker_redis_url(REDIS_URL)
+    if not _redis_up(url):
         if os.environ.get("SCIM_HELP_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required (SCIM_HELP_REQUIRE_REDIS=1) but not answering at {REDIS_URL}")
-        pytest.skip(f"Redis not answering at {REDIS_URL}")
-    return REDIS_URL
+            pytest.fail(f"Redis is required (SCIM_HELP_REQUIRE_REDIS=1) but not answering at {url}")
+        pytest.skip(f"Redis not answering at {url}")
+    return url
 
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """A store of `kind` (memory, sqlite, redis) for one test. Opened again in the same test, a SQLite or
-    Redis store sees the same data, as a restarted process would; each test has its own."""
+    Redis store sees the same data, as a restarted process would; each test has its own. Memory and SQLite
+    stores of one test share a `Clock` (tests.support.timing.pass_time moves it past a TTL)."""
+    clock = request.node.stash.setdefault(_CLOCK, Clock())
     if kind == "memory":
         from bot.store.memory import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if kind == "sqlite":
         from bot.store.sqlite import SQLiteStore
 
-        return SQLiteStore(tmp_path / "store.sqlite3")
+        return SQLiteStore(tmp_path / "store.sqlite3", clock=clock)
     url = request.getfixturevalue("redis_url")
     from bot.store.redis import RedisStore
 
@@ -80,6 +103,7 @@ def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
 
 
 _REDIS_PREFIX = pytest.StashKey[str]()
+_CLOCK = pytest.StashKey[Clock]()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

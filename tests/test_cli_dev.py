@@ -49,6 +49,13 @@ def test_test_and_lint_install_their_extras(dev):
     assert [c.split()[0] for c in calls[1:]] == ["python", "ruff", "mypy"]  # the paths are read, then both tools run
 
 
+def test_test_runs_on_xdist_workers_and_passes_the_arguments_on(dev, monkeypatch):
+    monkeypatch.delenv("SCIM_HELP_TEST_WORKERS", raising=False)  # the default, whatever the caller's shell says
+    assert dev("test", "-q", "tests/test_engine.py")[-1] == "python -m pytest -n 4 --dist worksteal -q tests/test_engine.py"
+    monkeypatch.setenv("SCIM_HELP_TEST_WORKERS", "0")
+    assert dev("test", "-x")[-1] == "python -m pytest -n 0 --dist worksteal -x"
+
+
 def test_an_install_happens_once_per_pyproject_change(dev, tmp_path):
     assert dev("run")[0].startswith("python -m pip install")
     assert dev("run") == ["scim-help serve"]

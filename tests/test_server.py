@@ -168,9 +168,14 @@ async def test_readyz_and_chat_when_redis_is_down(serve_app):
 async def test_busy_conversation_lock_is_a_polite_503(serve_app, settings):
     """A turn that cannot get the conversation lock (another process holds it) answers 503, not 500."""
 
+    # The turn's hold gives up after 0.2 s instead of the 10 s a real turn waits (that wait is the store's,
+    # held by the contract suite; this test is about the answer).
     class ImpatientSQLite(SQLiteStore):
         def lock(self, key, timeout=10.0):
             return super().lock(key, timeout=0.2)
+
+        def hold(self, key, timeout=10.0, **kwargs):
+            return super().hold(key, timeout=0.2, **kwargs)
 
     store = ImpatientSQLite(settings.sqlite_path)
     client = await serve_app(store=store)

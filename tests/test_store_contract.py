@@ -9,6 +9,8 @@ import uuid
 import pytest
 
 from bot.store.base import StoreUnavailable
+from tests.conftest import open_store
+from tests.support.timing import Clock, pass_time
 
 
 async def test_save_load_delete(store):
@@ -31,7 +33,7 @@ async def test_unicode_and_large_values_round_trip(store):
 async def test_expiry(store):
     await store.save("short", "x", ttl=1)
     assert await store.load("short") == "x"
-    await asyncio.sleep(2.1)
+    await pass_time(store, 1.2)
     assert await store.load("short") is None
 
 
@@ -45,8 +47,29 @@ async def test_claim_is_first_caller_wins(store):
 async def test_claim_expires(store):
     assert await store.claim("c", ttl=1) is True
     assert await store.claim("c", ttl=1) is False
-    await asyncio.sleep(2.1)
+    await pass_time(store, 1.2)
     assert await store.claim("c", ttl=1) is True
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_a_ttl_runs_out_on_time_not_before(backend, request, tmp_path):
+    """On the stores that take a clock, to the second: a conversation and a claim live their whole TTL
+    (through a restart, for SQLite) and not a moment longer."""
+    store = open_store(backend, request, tmp_path)
+    try:
+        await store.save("conv", "x", ttl=60)
+        assert await store.claim("evt", ttl=60) is True
+        await pass_time(store, 59.9)
+        if backend == "sqlite":
+            await store.close()
+            store = open_store(backend, request, tmp_path)
+        assert await store.load("conv") == "x"
+        assert await store.claim("evt", ttl=60) is False
+        await pass_time(store, 0.2)
+        assert await store.load("conv") is None
+        assert await store.claim("evt", ttl=60) is True
+    finally:
+        await store.close()
 
 
 async def test_lock_serialises_read_modify_write(store):
@@ -228,13 +251,17 @@ async def test_redis_down_raises_store_unavailable_and_ping_false():
     await store.close()
 
 
-async def test_sqlite_lease_of_a_dead_holder_expires(tmp_path, monkeypatch):
+async def test_sqlite_lease_of_a_dead_holder_expires(tmp_path):
     from bot.store import sqlite as sqlite_mod
 
-    monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.5)
-    dead = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    clock = Clock()
+    dead = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3", clock=clock)
     assert (await dead._run(lambda c: dead._try_lease(c, "conv", False)))[0]  # a process that took the lock and died
-    alive = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3")
+    alive = sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3", clock=clock)
+    with pytest.raises(TimeoutError):
+        async with alive.lock("conv", timeout=0.2):
+            pass
+    clock.advance(sqlite_mod.LEASE_SECONDS + 0.1)
     async with alive.lock("conv", timeout=5):
         pass
     await dead.close()
@@ -284,14 +311,15 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, mo
     key = f"lease-{uuid.uuid4().hex}"
     if backend == "sqlite":
         monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.3)
-        slow, fast = (sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3") for _ in range(2))  # two processes
+        clock = Clock()
+        slow, fast = (sqlite_mod.SQLiteStore(tmp_path / "lease.sqlite3", clock=clock) for _ in range(2))  # two processes
     else:
         monkeypatch.setattr(redis_mod, "LEASE_SECONDS", 0.3)
         slow = fast = redis_mod.RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}:")  # a token per hold
     try:
         with pytest.raises(TimeoutError, match="nothing written"):
             async with slow.hold(key) as held:
-                await asyncio.sleep(0.5)  # the lease runs out
+                await pass_time(slow, 0.5)  # the lease runs out
                 async with fast.hold(key, timeout=2) as other:
                     other.save("newer", ttl=60)
                 held.save("stale", ttl=60)

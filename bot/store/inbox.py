@@ -25,7 +25,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import itertools
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -144,7 +143,7 @@ class MemoryInbox(Inbox):
             raise InboxFull()
         if not await self.store.claim(f"inbox:{key}", seen_ttl):
             return None
-        now = time.time()
+        now = self.store.clock()
         entry = Entry(str(next(self._ids)), payload, 1, now)
         self._entries[entry.id] = (entry, now + LEASE)
         return entry
@@ -155,13 +154,13 @@ class MemoryInbox(Inbox):
             await self.store.delete_record(kind, key)
 
     async def renew(self, entries: Sequence[Entry]) -> None:
-        until = time.time() + LEASE
+        until = self.store.clock() + LEASE
         for entry in entries:
             if entry.id in self._entries:
                 self._entries[entry.id] = (self._entries[entry.id][0], until)
 
     async def reclaim(self, limit: int = 100) -> list[Entry]:
-        now = time.time()
+        now = self.store.clock()
         out: list[Entry] = []
         for entry, expires in list(self._entries.values()):
             if expires < now and len(out) < limit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from bot.store.base import Held, Record, Store, park
@@ -38,7 +38,10 @@ class _MemoryLease:
 class MemoryStore(Store):
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        # Seconds since the epoch for every expiry (conversations, claims, inbox leases): tests move it
+        # forward instead of sleeping out a TTL.
+        self.clock = clock
         self._data: dict[str, tuple[str, float]] = {}
         self._claims: dict[str, float] = {}
         self._records: dict[str, dict[str, str]] = defaultdict(dict)
@@ -47,13 +50,13 @@ class MemoryStore(Store):
 
     async def load(self, key: str) -> str | None:
         item = self._data.get(key)
-        if item is None or item[1] < time.time():
+        if item is None or item[1] < self.clock():
             self._data.pop(key, None)
             return None
         return item[0]
 
     async def save(self, key: str, data: str, ttl: int) -> None:
-        self._data[key] = (data, time.time() + ttl)
+        self._data[key] = (data, self.clock() + ttl)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
@@ -69,7 +72,7 @@ class MemoryStore(Store):
     @asynccontextmanager
     async def hold(self, key: str, timeout: float = 10.0, *, claims: Sequence[str] = (), claim_ttl: int = 86400) -> AsyncIterator[Held]:
         release = await self._locks.acquire(key, timeout)
-        now = time.time()
+        now = self.clock()
         held = Held(await self.load(key), not any(self._claims.get(k, 0) > now for k in claims))
         lease = _MemoryLease(self, key, release, held, claims, claim_ttl)
         try:
@@ -81,7 +84,7 @@ class MemoryStore(Store):
             await lease.give_back()
 
     async def claim(self, key: str, ttl: int) -> bool:
-        now = time.time()
+        now = self.clock()
         if self._claims.get(key, 0) > now:
             return False
         self._claims[key] = now + ttl

@@ -82,8 +82,11 @@ def _holder_died(owner: str) -> bool:
 class SQLiteStore(LeasedStore):
     name = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.time):
         self.path = Path(path)
+        # Seconds since the epoch for every expiry (conversations, claims, leases, inbox): tests move it
+        # forward instead of sleeping out a TTL. Deadlines for waiting stay on the monotonic clock.
+        self.clock = clock
         self._file = SQLiteFile(self.path, _SCHEMA, "sqlite-store")
         # The inbox's own file (bot/store/sqlite_file.py says why), opened with the first inbox.
         self._inbox_file: SQLiteFile | None = None
@@ -101,8 +104,8 @@ class SQLiteStore(LeasedStore):
             row = c.execute("SELECT data, expires_at FROM conversations WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
-            if row[1] < time.time():
-                c.execute("DELETE FROM conversations WHERE key=? AND expires_at<?", (key, time.time()))
+            if row[1] < self.clock():
+                c.execute("DELETE FROM conversations WHERE key=? AND expires_at<?", (key, self.clock()))
                 return None
             return row[0]
 
@@ -116,9 +119,8 @@ class SQLiteStore(LeasedStore):
         self._writes += 1
         return self._writes % 500 == 0  # expired rows are removed now and then, not on every write
 
-    @staticmethod
-    def _upsert(c: sqlite3.Connection, key: str, data: str, ttl: int, purge: bool) -> None:
-        now = time.time()
+    def _upsert(self, c: sqlite3.Connection, key: str, data: str, ttl: int, purge: bool) -> None:
+        now = self.clock()
         c.execute(
             "INSERT INTO conversations(key, data, expires_at) VALUES (?,?,?) "
             "ON CONFLICT(key) DO UPDATE SET data=excluded.data, expires_at=excluded.expires_at",
@@ -177,7 +179,7 @@ class SQLiteStore(LeasedStore):
 
     def _try_lease(self, c: sqlite3.Connection, key: str, load: bool, claims: Sequence[str] = ()) -> tuple[bool, str | None, bool]:
         """(lease taken, the conversation if `load`, none of the claims taken) in one transaction."""
-        now = time.time()
+        now = self.clock()
         with _transaction(c):
             cur = c.execute(
                 "INSERT INTO locks(key, owner, expires_at) VALUES (?,?,?) "
@@ -248,7 +250,7 @@ class SQLiteStore(LeasedStore):
             if kept:
                 for record in records:
                     self._put_record(c, *record)
-                self._claim_in(c, claims, claim_ttl, time.time())
+                self._claim_in(c, claims, claim_ttl, self.clock())
         return kept
 
     # -- claims ------------------------------------------------------------------------------------
@@ -259,7 +261,7 @@ class SQLiteStore(LeasedStore):
     async def claim_all(self, keys: Sequence[str], ttl: int) -> bool:
         def q(c: sqlite3.Connection) -> bool:
             with _transaction(c):
-                return self._claim_in(c, keys, ttl, time.time())
+                return self._claim_in(c, keys, ttl, self.clock())
 
         return await self._run(q)
 

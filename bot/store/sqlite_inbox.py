@@ -14,7 +14,6 @@ requests share one transaction.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,7 +82,7 @@ class SQLiteInbox(Inbox):
 
     async def _put_batch(self, items: list[_Put]) -> list[Entry | None | Exception]:
         def q(c: sqlite3.Connection) -> list[Entry | None | Exception]:
-            now = time.time()
+            now = self.store.clock()
             out: list[Entry | None | Exception] = []
             with _transaction(c):
                 waiting = self._waiting(c, max(limit for *_, limit in items))
@@ -141,13 +140,13 @@ class SQLiteInbox(Inbox):
 
         def q(c: sqlite3.Connection) -> None:
             # Every entry of ours: those in progress, and any this process recorded but no longer tracks.
-            c.execute("UPDATE inbox SET expires_at=? WHERE box=? AND owner=?", (time.time() + LEASE, self.box, self.owner))
+            c.execute("UPDATE inbox SET expires_at=? WHERE box=? AND owner=?", (self.store.clock() + LEASE, self.box, self.owner))
 
         await self.file.run(q)
 
     async def reclaim(self, limit: int = 100) -> list[Entry]:
         def q(c: sqlite3.Connection) -> list[Entry]:
-            now = time.time()
+            now = self.store.clock()
             with _transaction(c):
                 owners = [o for (o,) in c.execute("SELECT DISTINCT owner FROM inbox WHERE box=? AND owner<>?", (self.box, self.owner))]
                 ids = [i for o in owners if _holder_died(o) for (i,) in c.execute("SELECT id FROM inbox WHERE box=? AND owner=? ORDER BY id LIMIT ?", (self.box, o, limit))]
