@@ -108,6 +108,13 @@ def web_to_pending_step(stack: Stack, report: str = REPORT) -> tuple[str, dict[s
     return cid, p
 
 
+def stored(stack: Stack, conversation: str) -> dict[str, Any]:
+    """The conversation's state as the store holds it; the caller expects it to be stored."""
+    state = stack.state(conversation)
+    assert state is not None, f"{conversation} is not in the store"
+    return state
+
+
 def admin_entries(stack: Stack, cid: str) -> int:
     r = stack.restore(cid)
     assert r.status == 200, r
@@ -144,12 +151,12 @@ def test_sigkill_mid_conversation_resumes_at_the_same_step(stack_with_workers: S
     stack.srv.start()
 
     # Nothing lost: the same step is pending, the transcript is whole.
-    assert stack.state(cid)["pending"] == web_state["pending"]
-    assert stack.state(cid)["turns"] == web_state["turns"]
+    assert stored(stack, cid)["pending"] == web_state["pending"]
+    assert stored(stack, cid)["turns"] == web_state["turns"]
     restored = stack.restore(cid).json()
     assert restored["entries"] == entries_before
     assert restored["phase"] == before_payload["phase"]
-    assert stack.state(slack_conv)["pending"] == slack_state["pending"]
+    assert stored(stack, slack_conv)["pending"] == slack_state["pending"]
 
     # And it goes on from there: the pending question's own button is accepted (not a stale click).
     pending = web_state["pending"]
@@ -158,7 +165,7 @@ def test_sigkill_mid_conversation_resumes_at_the_same_step(stack_with_workers: S
     assert r.status == 200, r
     texts = " ".join(x["text"] for x in r.json()["replies"])
     assert "already answered" not in texts, texts
-    after = stack.state(cid)
+    after = stored(stack, cid)
     assert after["turns"] == web_state["turns"] + 1
     if pending["kind"] == "check":
         assert any(f["check"] == pending["id"] for f in after["findings"]), after["findings"]
@@ -167,7 +174,7 @@ def test_sigkill_mid_conversation_resumes_at_the_same_step(stack_with_workers: S
     posts = len(stack.slack_posts(channel=dm))
     assert stack.slack_event(P.dm_event(dm, "U0ADMIN", "not sure")).status == 200
     stack.wait_slack_posts(posts + 1, channel=dm)
-    s_after = wait_until(lambda: (lambda s: s if s["turns"] == slack_state["turns"] + 1 else None)(stack.state(slack_conv)), 30, what="the Slack turn")
+    s_after = wait_until(lambda: (lambda s: s if s["turns"] == slack_state["turns"] + 1 else None)(stored(stack, slack_conv)), 30, what="the Slack turn")
     assert s_after["symptom"] == slack_state["symptom"]
     assert_no_crash(stack)
 
@@ -279,7 +286,7 @@ def test_redis_stopped_and_started_under_traffic(tmp_path: Path, fakes: FakesPro
         srv = stack.srv
         assert srv.get("/readyz").status == 200
         cid, payload = web_to_pending_step(stack)
-        state_before = stack.state(cid)
+        state_before = stored(stack, cid)
         dm = f"D{uuid.uuid4().hex[:10].upper()}"
 
         redis.stop()
@@ -313,7 +320,7 @@ def test_redis_stopped_and_started_under_traffic(tmp_path: Path, fakes: FakesPro
         assert stack.state(cid) == state_before
         r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(stack.chat(cid, choice=last_choices(payload)[0])), 30, what="the web chat to answer again")
         assert "already answered" not in json.dumps(r.json())
-        assert stack.state(cid)["turns"] == state_before["turns"] + 1
+        assert stored(stack, cid)["turns"] == state_before["turns"] + 1
         # Slack's redelivery of the refused event is answered, once; a new Slack message is answered too.
         assert stack.slack_event(refused, event_id="Ev0REDISDOWN", retry=1).status == 200
         stack.wait_slack_posts(1, channel=dm)
@@ -338,7 +345,7 @@ def test_concurrent_turns_in_one_conversation_are_serialised(stack_with_workers:
     with ThreadPoolExecutor(12) as pool:
         statuses = list(pool.map(lambda i: stack.chat(cid, text="help" if i % 2 else "show ticket").status, range(n)))
     assert statuses == [200] * n, stack.srv.log()[-4000:]
-    state = stack.state(cid)
+    state = stored(stack, cid)
     assert state["turns"] == n + 1  # no lost update
     assert admin_entries(stack, cid) == n + 1
     assert 0 < len(state["transcript"]) <= 60  # the engine keeps the latest lines only
@@ -402,7 +409,7 @@ def test_concurrent_conversations_are_isolated(stack_with_workers: Stack):
     expected = asyncio.run(_replay(scripts))
 
     def play(script: list[str]) -> tuple[str, list[tuple]]:
-        cid = None
+        cid: str | None = None
         seq = []
         for text in script:
             r = stack.chat(cid, text=text)
@@ -410,6 +417,7 @@ def test_concurrent_conversations_are_isolated(stack_with_workers: Stack):
             p = r.json()
             cid = p["conversation"]
             seq.append((p["phase"], p["symptom"], p["probing"], p["cause"], p["asking"], len(p["replies"])))
+        assert cid is not None, "every script has at least one message"
         return cid, seq
 
     with ThreadPoolExecutor(len(scripts)) as pool:
@@ -417,7 +425,7 @@ def test_concurrent_conversations_are_isolated(stack_with_workers: Stack):
     assert len({cid for cid, _ in results}) == len(scripts)
     for (cid, seq), want, script in zip(results, expected, scripts):
         assert seq == want, script
-        assert stack.state(cid)["turns"] == len(script)
+        assert stored(stack, cid)["turns"] == len(script)
     assert_no_crash(stack)
 
 
@@ -500,7 +508,7 @@ def test_forged_stale_and_oversized_slack_requests_are_refused(any_stack: Stack)
     time.sleep(0.5)
     assert [c for c in stack.fakes.calls(since) if c["method"] != "auth.test"] == []
     assert stack.messages_handled() == handled
-    assert stack.state(P.slack_dm_conversation(dm))["turns"] == state["turns"] == 1
+    assert stored(stack, P.slack_dm_conversation(dm))["turns"] == state["turns"] == 1
     assert_no_crash(stack)
 
 
@@ -560,7 +568,7 @@ def test_replayed_teams_activity_is_processed_once(sqlite_stack: Stack):
     time.sleep(0.5)
     assert len(stack.connector_replies(conv)) == len(first)
     assert stack.messages_handled() == handled
-    assert stack.state(P.teams_conversation(conv))["turns"] == 1
+    assert stored(stack, P.teams_conversation(conv))["turns"] == 1
     assert_no_crash(stack)
 
 
