@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -159,7 +160,11 @@ def test_compose_runs_bot_with_redis():
     assert env["SCIM_HELP_STORE"] == "redis"
     assert env["SCIM_HELP_REDIS_URL"].startswith("redis://redis:6379")
     assert set(env) <= setting_names(), sorted(set(env) - setting_names())
-    Settings(**{k: str(v) for k, v in env.items()})  # the values are valid too
+    # The values are valid too. Settings takes them by their environment names (validation aliases), which
+    # its typed __init__ does not list, so a dict[str, str] would be checked against options like
+    # _case_sensitive: bool | None; Any says "checked at run time by pydantic", as in test_graph's graph_env.
+    values: dict[str, Any] = {k: str(v) for k, v in env.items()}
+    Settings(**values)
     assert redis["image"].startswith("redis:")
     assert bot["depends_on"]["redis"]["condition"] == "service_healthy" and "healthcheck" in redis
 
