@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from bot.store.base import StoreUnavailable
+from bot.store.base import Store, StoreUnavailable
 from tests.conftest import open_store
 from tests.support.timing import Clock, pass_time
 
@@ -309,6 +309,8 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(backend, tmp_path, mo
     from bot.store import sqlite as sqlite_mod
 
     key = f"lease-{uuid.uuid4().hex}"
+    slow: Store
+    fast: Store
     if backend == "sqlite":
         monkeypatch.setattr(sqlite_mod, "LEASE_SECONDS", 0.3)
         clock = Clock()
@@ -438,7 +440,9 @@ async def test_inbox_entries_of_a_dead_holder_are_taken_over(tmp_path, redis_url
         for dead_store, live_store in ((gone, other), (r_gone, r_other)):
             dead, live = dead_store.inbox(box), live_store.inbox(box)
             entries = [await dead.put(f"evt-{i}", f"payload-{i}", seen_ttl=60) for i in range(3)]
-            await dead.done(entries[0])
+            first = entries[0]
+            assert first is not None, "evt-0 is new to this box, not a redelivery"
+            await dead.done(first)
             if dead_store is r_gone:
                 assert await live.reclaim() == []  # its consumer is still alive
                 await dead.close()  # the consumer's liveness key goes, as when it expires after a kill
