@@ -560,10 +560,11 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _first_line(proc: subprocess.Popen, limit: float = 60.0) -> str:
+def _first_line(proc: subprocess.Popen[str], limit: float = 60.0) -> str:
     """The first stdout line, or '' if the process printed nothing within `limit` seconds (a hang)."""
     import selectors
 
+    assert proc.stdout is not None, "the process is started with stdout=subprocess.PIPE"
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(limit):
