@@ -53,7 +53,7 @@ def _ts() -> str:
 class Slack:
     """Plays Slack: signs and sends events, commands, clicks and modal submissions to our server."""
 
-    def __init__(self, client: TestClient, fake: FakeSlackAPI, runtime: Any) -> None:
+    def __init__(self, client: TestClient[web.Request, web.Application], fake: FakeSlackAPI, runtime: Any) -> None:
         self.client = client
         self.fake = fake
         self.runtime = runtime
@@ -62,10 +62,12 @@ class Slack:
     def headers(self, body: str, content_type: str, *, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         verifier = self.verifier if secret is None else SignatureVerifier(secret)
+        signature = verifier.generate_signature(timestamp=ts, body=body)
+        assert signature is not None, "slack_sdk returns None only without a timestamp"
         return {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+            "X-Slack-Signature": signature,
         }
 
     async def send(self, body: str, content_type: str, *, headers: dict[str, str] | None = None, **sign: Any):
@@ -95,7 +97,7 @@ class Slack:
         assert resp.status == expect, await resp.text()
         return resp
 
-    async def message(self, text: str, *, channel: str = HELPDESK, user: str = ADMIN, thread_ts: str | None = None, channel_type: str = "channel", **extra: Any) -> str:
+    async def message(self, text: str, *, channel: str = HELPDESK, user: str | None = ADMIN, thread_ts: str | None = None, channel_type: str = "channel", **extra: Any) -> str:
         ts = _ts()
         event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "channel_type": channel_type, "team": TEAM_ID, **extra}
         if thread_ts:
@@ -455,7 +457,7 @@ async def test_a_user_id_with_a_lone_surrogate_is_answered_and_its_records_store
 
 
 def _bot(slack: Slack) -> slack_channel.SlackBot:
-    return slack.client.server.app[slack_channel.SlackBotKey]
+    return slack.client.app[slack_channel.SlackBotKey]
 
 
 async def _warm_up(slack: Slack) -> None:
@@ -688,7 +690,8 @@ async def test_full_conversation_through_buttons_ends_in_ticket_and_handoff(slac
     # retry posts it (Slack never sends a submission again).
     from bot.store.base import StoreUnavailable
 
-    engine, real_state, outages = slack.runtime.engine, slack.runtime.engine.state, []
+    engine, real_state = slack.runtime.engine, slack.runtime.engine.state
+    outages: list[str] = []  # the conversation ids whose state read met the outage
 
     async def state_with_one_outage(cid):
         if not outages:
@@ -747,7 +750,8 @@ async def test_a_click_whose_turn_met_a_store_outage_is_answered_when_retried(sl
     picker = await slack.fake.wait_for("chat.postMessage")
     conv = f"slack:{TEAM_ID}:{OTHER}:{ts}"
     turns = (await slack.runtime.engine.state(conv)).turns
-    real, failed = slack.runtime.handle, []
+    real = slack.runtime.handle
+    failed: list[str] = []  # the choices whose turn met the outage
 
     async def outage_once(msg):
         if msg.choice and not failed:
