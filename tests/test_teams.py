@@ -19,6 +19,7 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -49,7 +50,7 @@ APP_ID = "6f1d8c3e-1234-4abc-9def-00000000b07a"
 
 
 def teams_activity(service_url: str, *, conversation: dict = PERSONAL, channel: str | None = None, **fields) -> dict:
-    body = {
+    body: dict[str, Any] = {
         "type": "message",
         "id": fields.pop("id", None) or f"1700{uuid.uuid4().int % 10**9:09d}",
         "channelId": "msteams",
@@ -258,6 +259,7 @@ def test_conversation_ids_and_links():
     assert conversation_id(t1) == f"teams:{TENANT}:{HELPDESK};messageid=111" != conversation_id(t2)
     where, link = conversation_link(t1)
     assert where == "IT › Helpdesk"
+    assert link is not None, "a channel thread has a deep link"
     assert link.startswith("https://teams.microsoft.com/l/message/19%3Ahelpdesk%40thread.tacv2/111?")
     assert f"tenantId={TENANT}" in link and "parentMessageId=111" in link and f"groupId={TEAM['aadGroupId']}" in link
     where, link = conversation_link(personal)
@@ -350,7 +352,8 @@ async def test_a_redelivery_of_a_message_whose_turn_failed_is_answered(make_team
     from bot.store.base import StoreUnavailable
 
     t = await make_teams()
-    real, failed = t.runtime.engine._turn, []
+    real = t.runtime.engine._turn
+    failed: list[str] = []  # the conversations whose turn met the outage
 
     async def fail_once(state, msg):
         if not failed:
@@ -515,6 +518,7 @@ def test_teams_package(tmp_path: Path):
 
     root = Path(__file__).resolve().parent.parent
     spec = importlib.util.spec_from_file_location("build_package", root / "deploy" / "teams" / "build_package.py")
+    assert spec is not None and spec.loader is not None, "deploy/teams/build_package.py is a Python file"
     build_package = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_package)
 
