@@ -23,6 +23,7 @@ import aiohttp
 import jwt
 import pytest
 import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 from markdown_it import MarkdownIt
@@ -97,7 +98,7 @@ def blackhole():
     hole.close()
 
 
-async def _serve(make_runtime, **overrides) -> TestClient:
+async def _serve(make_runtime, **overrides) -> TestClient[web.Request, web.Application]:
     client = TestClient(TestServer(build_app(make_runtime(**overrides))))
     await client.start_server()
     return client
@@ -135,7 +136,7 @@ async def test_service_url_tricks_are_refused_and_nothing_is_contacted(make_runt
             assert resp.status in (400, 403), (url, resp.status)
         await asyncio.sleep(0.3)
         assert blackhole.accepted == 0
-        conversations = client.server.app[teams.TEAMS_ENDPOINT].bot.conversations
+        conversations = client.app[teams.TEAMS_ENDPOINT].bot.conversations
         for i in range(len(urls)):
             assert await conversations.state(f"teams:{TENANT}:a:ssrf-{i}") is None
     finally:
