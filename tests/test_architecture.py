@@ -14,7 +14,7 @@
 
 And the size of the rooms: no module over 600 lines and no function over 80, anywhere in bot/ and
 knowledge/ (linted or not) and in the other paths `./dev lint` checks (`[tool.scim-help] lint` in
-pyproject.toml).
+pyproject.toml), except the test modules listed under `oversize` there until they are split.
 
 The checker is tested on small planted trees too, so a rule that silently stopped matching would show.
 """
@@ -326,9 +326,17 @@ def test_the_servers_channels_loaded_by_name_are_followed():
     assert {"slack", "teams", "web"} <= channels, f"the server's channels are no longer seen ({channels}): follow the new loading here"
 
 
+def _lint_config() -> dict[str, list[str]]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["scim-help"]
+
+
 def lint_paths() -> list[Path]:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return [ROOT / p for p in config["tool"]["scim-help"]["lint"]]
+    return [ROOT / p for p in _lint_config()["lint"]]
+
+
+def oversize_paths() -> list[Path]:
+    """Test and fake modules still to be split: linted, but not yet held to the size limits."""
+    return [ROOT / p for p in _lint_config().get("oversize", [])]
 
 
 def too_big(paths: list[Path]) -> list[str]:
@@ -348,10 +356,15 @@ def too_big(paths: list[Path]) -> list[str]:
 
 
 def test_rooms_are_small_in_bot_knowledge_and_the_linted_paths():
-    paths = lint_paths()
-    assert all(p.exists() for p in paths), [str(p) for p in paths if not p.exists()]
+    paths, oversize = lint_paths(), oversize_paths()
+    assert all(p.exists() for p in paths + oversize), [str(p) for p in paths + oversize if not p.exists()]
+    # The exceptions are tests only, each also linted: bot/ and knowledge/ have none.
+    assert all(p in paths and p.parts[len(ROOT.parts)] == "tests" for p in oversize), oversize
     # All of bot/ and knowledge/, not only what is linted: a module left off the lint list stays in bounds.
-    assert too_big([ROOT / "bot", ROOT / "knowledge", *paths]) == []
+    held = [p for p in paths if p not in oversize]
+    assert too_big([ROOT / "bot", ROOT / "knowledge", *held]) == []
+    # An exception that now fits is taken off the list, so it cannot grow back unnoticed.
+    assert [str(p) for p in oversize if not too_big([p])] == []
 
 
 # ---- the checker itself, on planted trees ------------------------------------------------------------------
