@@ -148,7 +148,21 @@ def test_user_text_cannot_inject_mentions_or_links():
 def test_fallback_text_is_plain():
     reply = Reply(kind="question", title="Check", text="Is **it** on?", path="A > B", quote="err", steps=[Step(text="do **x**")])
     # Plain words, escaped: Slack parses a message's `text` as mrkdwn too (and shows &gt; as >).
-    assert bk.fallback_text(reply) == 'Check\nIs it on?\nPath: A &gt; B\n"err"\n1. do x'
+    assert bk.fallback_text(reply) == 'Check\nIs it on?\nWhere to look: A › B\nLook for: "err"\n1. do x'
+
+
+def test_every_plain_surface_says_a_reply_the_same_way():
+    """Slack's notification text, Teams' no-card message and the terminal were three renderings that
+    drifted ("Path:", "Where to look:", "Where:"); now one, differing only in markup, choices and spacing."""
+    from bot.render import cards
+    from bot.render.text import render_plain
+
+    reply = Reply(kind="question", title="Check", text="Is **it** `on`?", path="A > B", quote="err", steps=[Step(text="do **x**", path="C > D")], after="Then **say**.")
+    terminal = render_plain(reply)
+    assert terminal == 'Check\nIs **it** `on`?\nWhere to look: A › B\nLook for: "err"\n1. do **x**\n   (C › D)\nThen **say**.'
+    stripped = render_plain(reply, markup="strip")
+    assert bk.fallback_text(reply) == bk.fallback(stripped)
+    assert cards.render_text(reply) == stripped.replace("\n", "\n\n").replace("\n\n   (", "\n   (")
 
 
 # ---- limits -----------------------------------------------------------------------------------------------

@@ -114,5 +114,5 @@ def test_chat_works_over_a_pipe_with_numbered_choices(tmp_path):
     # The greeting numbers the symptoms; "1" picks the first, "yep" answers its check in free text.
     assert "[1] SCIM provisioning cannot be enabled" in out
     assert "Error shown when enabling SCIM" in out
-    assert "Where: Access > Directory Services > SCIM" in out
+    assert "Where to look: Access › Directory Services › SCIM" in out
     assert "Cause found:** The account does not meet the requirements" in out

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.events import Choice, Reply, Ticket
+from bot.render.text import render_plain
 
 Block = dict[str, Any]
 
@@ -371,21 +372,7 @@ def field(label: str, value: str) -> dict[str, Any]:
 
 
 def fallback_text(reply: Reply) -> str:
-    parts = []
-    if reply.title and reply.kind in ("question", "resolution", "ticket"):
-        parts.append(plain(reply.title))
-    parts.append(plain(reply.text))
-    if reply.path:
-        parts.append(f"Path: {reply.path}")
-    if reply.quote:
-        parts.append(f'"{reply.quote}"')
-    for i, step in enumerate(reply.steps, 1):
-        parts.append(f"{i}. {plain(step.text)}")
-    if reply.after:
-        parts.append(plain(reply.after))
-    if reply.ticket is not None and reply.ticket.body:
-        parts.append(reply.ticket.body)
-    return fallback("\n".join(p for p in parts if p))
+    return fallback(render_plain(reply, markup="strip"))
 
 
 def fallback(text: str) -> str:

@@ -11,6 +11,9 @@ import json
 import re
 from typing import Any
 
+from bot.render.text import format_path as format_path  # cards.py takes it from here with the rest
+from bot.render.text import strip_markup
+
 Element = dict[str, Any]
 Block = list[Element]  # elements that should stay on the same card
 
@@ -21,6 +24,8 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 _MARKUP = re.compile(r"([\\`*_\[\]<>~|])")
 _LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))", re.M)
 _CODE = re.compile(r"`([^`\n]+)`")
+# Plain words for channels without markdown; one definition with the plain-text renderer's.
+plain = strip_markup
 
 
 # ---- measuring -----------------------------------------------------------------------------------
@@ -56,15 +61,6 @@ def user_text(text: str) -> str:
     image, mention, emphasis or other markup can come out of it."""
     escaped = _MARKUP.sub(r"\\\1", text)
     return _LINE_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), escaped)
-
-
-def plain(text: str) -> str:
-    """Our text conventions -> plain text (for channels without cards or markdown)."""
-    return _CODE.sub(lambda m: f"'{m.group(1)}'", _BOLD.sub(lambda m: m.group(1), text))
-
-
-def format_path(path: str) -> str:
-    return " › ".join(part.strip() for part in path.split(">") if part.strip())
 
 
 def text_block(text: str, **extra: Any) -> Element:

@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.events import Choice, Reply
 from bot.render.card_text import Block, Element, card_markdown, card_size, format_path, plain, text_block, text_size, user_text
+from bot.render.text import render_plain
 from bot.render.ticket_card import ticket_blocks, ticket_facts
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -456,33 +457,14 @@ def render_escalation(
 
 
 def render_text(reply: Reply, *, support_url: str | None = None) -> str:
-    """Plain text for channels that cannot show cards: numbered choices the admin can type back."""
-    parts: list[str] = []
-    if reply.title:
-        parts.append(plain(reply.title).upper() if reply.kind == "ticket" else plain(reply.title))
-    parts.append(plain(reply.text))
-    if reply.path:
-        parts.append(f"Where to look: {format_path(reply.path)}")
-    if reply.quote:
-        parts.append(f'Look for: "{reply.quote}"')
-    for i, step in enumerate(reply.steps, 1):
-        line = f"{i}. {plain(step.text)}"
-        if step.path:
-            line += f"\n   ({format_path(step.path)})"
-        parts.append(line)
-    if reply.after:
-        parts.append(plain(reply.after))
-    if reply.ticket is not None:
-        t = reply.ticket
-        parts.append("\n".join(f"{f['title']}: {f['value']}" for f in ticket_facts(t, markdown=False)))
-        if t.body:
-            parts.append("Ticket text to copy:\n" + t.body)
-    link = reply.link or (support_url if reply.ticket is not None else None)
-    if link and link not in reply.text:
-        parts.append(f"{reply.link_label or 'Support portal'}: {link}")
-    if reply.choices:
-        parts.append("Reply with one of: " + "; ".join(f"{i}) {c.label}" for i, c in enumerate(reply.choices, 1)))
-    return "\n\n".join(p for p in parts if p.strip())
+    """Plain text for channels that cannot show cards: numbered choices the admin can type back, and a
+    ticket's fields before its text (a card would show them as facts)."""
+    text = render_plain(reply, markup="strip", choices=True, support_url=support_url, sep="\n\n")
+    if reply.ticket is None:
+        return text
+    facts = "\n".join(f"{f['title']}: {f['value']}" for f in ticket_facts(reply.ticket, markdown=False))
+    head, marker, rest = text.partition("Ticket text to copy:")
+    return f"{head}{facts}\n\n{marker}{rest}" if marker else f"{text}\n\n{facts}"
 
 
 def render_texts(replies: Iterable[Reply], *, support_url: str | None = None, budget: int = MAX_TEXT_BYTES) -> list[str]:

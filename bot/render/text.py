@@ -1,38 +1,58 @@
-"""Plain-text rendering for the terminal chat and the replay protocol.
+"""Plain text: one rendering of a reply for every surface without cards or Block Kit — the terminal chat,
+the replay protocol, Slack's notification `text` and Teams' no-card messages.
 
-`**bold**` markers are kept as-is for replay (machine readers ignore them) and turned into ANSI bold for a
-terminal that supports it; console paths and quotes get their own lines so they stand out in a log.
+It was written three times (here, for Slack and for Teams), and the three drifted: "Where:", "Path:" and
+"Where to look:" for the same console path; one showed the support link, one the ticket's fields. Now
+the surfaces differ only in what they must: how markup is shown (`markup`), whether choices are listed
+for typing back (`choices`), and how parts are separated; the caller escapes for its platform.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from bot.events import Reply
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+_CODE = re.compile(r"`([^`\n]+)`")
+
+# keep: `**bold**` as written (the replay protocol, the terminal, which makes it ANSI bold itself);
+# strip: words only (`code` in single quotes), for surfaces that show no markup at all.
+Markup = Literal["keep", "strip"]
 
 
-def render_plain(reply: Reply, ansi: bool = False) -> str:
+def strip_markup(text: str) -> str:
+    """Our text conventions (bot/events.py) -> plain words."""
+    return _CODE.sub(lambda m: f"'{m.group(1)}'", _BOLD.sub(lambda m: m.group(1), text))
+
+
+def format_path(path: str) -> str:
+    """A console path as menus read: "A > B" -> "A › B"."""
+    return " › ".join(part.strip() for part in path.split(">") if part.strip())
+
+
+def render_plain(reply: Reply, *, markup: Markup = "keep", choices: bool = False, support_url: str | None = None, sep: str = "\n") -> str:
+    """The reply as text. `choices` lists the answers numbered, for a surface where the admin types the
+    number back; `support_url` is offered with a ticket when the reply carries no link of its own."""
+    m = strip_markup if markup == "strip" else (lambda text: text)
     parts: list[str] = []
     if reply.title and reply.kind in ("question", "resolution", "ticket"):
-        parts.append(f"[{reply.title}]")
-    parts.append(reply.text)
+        parts.append(m(reply.title))
+    parts.append(m(reply.text))
     if reply.path:
-        parts.append(f"Where: {reply.path}")
+        parts.append(f"Where to look: {format_path(reply.path)}")
     if reply.quote:
         parts.append(f'Look for: "{reply.quote}"')
     for i, step in enumerate(reply.steps, 1):
-        parts.append(f"  {i}. {step.text}" + (f"\n     ({step.path})" if step.path else ""))
+        parts.append(f"{i}. {m(step.text)}" + (f"\n   ({format_path(step.path)})" if step.path else ""))
     if reply.after:
-        parts.append(reply.after)
-    if reply.link:
-        parts.append(f"{reply.link_label}: {reply.link}" if reply.link_label else reply.link)
-    if reply.ticket is not None:
-        parts.append("----- ticket (paste into the Cato support form) -----")
-        parts.append(reply.ticket.body)
-        parts.append("-----------------------------------------------------")
-    text = "\n".join(p for p in parts if p)
-    if ansi:
-        return _BOLD.sub("\x1b[1m\\1\x1b[0m", text)
-    return text
+        parts.append(m(reply.after))
+    if reply.ticket is not None and reply.ticket.body:
+        parts.append("Ticket text to copy:\n" + reply.ticket.body)
+    link = reply.link or (support_url if reply.ticket is not None else None)
+    if link and link not in reply.text:
+        parts.append(f"{reply.link_label or 'Support portal'}: {link}")
+    if choices and reply.choices:
+        parts.append("Reply with one of: " + "; ".join(f"{i}) {c.label}" for i, c in enumerate(reply.choices, 1)))
+    return sep.join(p for p in parts if p.strip())
