@@ -159,6 +159,22 @@ class Conversations:
 
     # ---- a channel's bookkeeping -----------------------------------------------------------------
 
+    def say(self, message_id: str, /, **fields: Any) -> str:
+        """A sentence of the knowledge pack's `messages:`: channels write none of their own, so another
+        pack speaks of another domain on every surface."""
+        return self._runtime.bundle.message(message_id, None, **fields)
+
+    def ticket_labels(self) -> dict[str, str]:
+        """The ticket fields' labels (account, idp, upns, groups), as every view of a ticket shows them."""
+        from bot.ticket import field_labels
+
+        return field_labels(self._runtime.bundle)
+
+    @property
+    def escalation_guidance(self) -> str:
+        """What to do with the ticket text: the pack's own words."""
+        return self._runtime.bundle.word(self._runtime.bundle.pack.escalation.guidance, None)
+
     def side(self, namespace: str) -> SideData:
         return SideData(self._store, namespace, self.settings.conversation_ttl)
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bot.events import Choice, Reply, Step, Ticket, TicketStep
 from bot.render import blocks as bk
 from tests.fakes.slack_api import validate_blocks, validate_view
+from tests.support.words import labels, say
 
 CONV = "slack:T1:C1:1700000000.000100"
 
@@ -248,15 +249,15 @@ def test_answered_replaces_only_the_clicked_buttons():
 
 def test_escalation_modal_and_posts_fit_on_huge_tickets():
     ticket = _ticket(account="A" * 500, idp="I" * 500, upns=[f"u{i}@x.com" for i in range(500)], groups=["g" * 200] * 50, body="b" * 50000)
-    view = bk.escalation_modal(ticket, private_metadata="m" * 5000, channel_label="#helpdesk")
+    view = bk.escalation_modal(ticket, private_metadata="m" * 5000, channel_label="#helpdesk", say=say)
     assert validate_view(view) == []
     inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert set(inputs) == {"account", "idp", "upns", "groups", "body"}
     assert len(inputs["body"]["initial_value"]) == bk.INPUT_MAX
-    post = bk.escalation_post(user_id="U1", account="A", idp="", upns=["a@b.co"] * 1000, groups=[], symptom="S", body="x\n" * 20000, permalink="https://fake.slack.com/archives/C1/p1")
+    post = bk.escalation_post(user_id="U1", account="A", idp="", upns=["a@b.co"] * 1000, groups=[], symptom="S", body="x\n" * 20000, permalink="https://fake.slack.com/archives/C1/p1", say=say, labels=labels())
     ok(post.blocks)
     assert "https://fake.slack.com/archives/C1/p1" in json.dumps(post.blocks)
-    confirm = bk.handoff_confirmation(body="y" * 20000, support_url="https://support.example.com", portal_label="Open a case", channel_id="C9")
+    confirm = bk.handoff_confirmation(body="y" * 20000, support_url="https://support.example.com", portal_label="Open a case", channel_id="C9", say=say, guidance="Paste it.")
     ok(confirm.blocks)
     assert "<#C9>" in json.dumps(confirm.blocks)
 
@@ -325,12 +326,14 @@ def test_escalation_post_keeps_user_values_inert():
         symptom="SCIM can't be enabled",
         body="Ticket: " + HOSTILE["account"],
         permalink="https://fake.slack.com/archives/C1/p1700000000000100",
+        say=say,
+        labels=labels(),
     )
     ok(post.blocks)
     _assert_inert(post.blocks, post.text)
     dumped = json.dumps(post.blocks)
     assert "<@U0ADMIN>" in dumped and "<https://fake.slack.com/archives/C1/p1700000000000100|" in dumped  # ours stay
-    forged = bk.escalation_post(user_id="U0X> <!channel", account="a", idp="", upns=[], groups=[], symptom=None, body="b", permalink="https://x|<!channel>")
+    forged = bk.escalation_post(user_id="U0X> <!channel", account="a", idp="", upns=[], groups=[], symptom=None, body="b", permalink="https://x|<!channel>", say=say, labels=labels())
     assert "<!channel" not in json.dumps(forged.blocks)
 
 
@@ -340,6 +343,6 @@ def test_ticket_reply_and_confirmation_keep_user_values_inert():
     (message,) = bk.render_replies([reply], conversation_id=CONV, support_url="https://support.example.com", handoff=True)
     ok(message.blocks)
     _assert_inert(message.blocks, message.text)
-    confirmation = bk.handoff_confirmation(body=ticket.body, support_url="https://support.example.com", portal_label="Open", channel_id="C0ESC")
+    confirmation = bk.handoff_confirmation(body=ticket.body, support_url="https://support.example.com", portal_label="Open", channel_id="C0ESC", say=say, guidance="Paste it.")
     _assert_inert(confirmation.blocks, confirmation.text)
     assert "<#C0ESC>" in json.dumps(confirmation.blocks)

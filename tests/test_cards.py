@@ -8,6 +8,7 @@ import pytest
 
 from bot.events import Choice, Reply, Step, Ticket, TicketStep
 from bot.render import cards
+from tests.support.words import say
 
 SUPPORT = "https://support.example.com/new"
 
@@ -355,11 +356,12 @@ def test_markdown_conversion():
 
 def test_escalation_card_links_back_and_has_no_engine_buttons():
     reply = Reply(kind="ticket", title="Your Cato Support ticket", text="x", ticket=make_ticket(), choices=[Choice(id="cmd:restart", label="Start over")])
-    [att] = cards.render_escalation(reply, support_url=SUPPORT, raised_by="Ada Admin", where="IT › Helpdesk", link="https://teams.microsoft.com/l/message/x/1")
+    [att] = cards.render_escalation(reply, support_url=SUPPORT, raised_by="Ada Admin", where="IT › Helpdesk", link="https://teams.microsoft.com/l/message/x/1", say=say)
     card = att["content"]
     validate(card)
     assert not submits(card)
-    assert "Raised by **Ada Admin** in IT › Helpdesk." in texts(card)
+    assert "Raised by **Ada Admin** · IT › Helpdesk" in texts(card)
+    assert "🆘 SCIM provisioning escalation" in texts(card)  # the pack's title, not the code's
     urls = [a["url"] for el in card["body"] if el["type"] == "ActionSet" for a in el["actions"]]
     assert urls == ["https://teams.microsoft.com/l/message/x/1", SUPPORT]
 

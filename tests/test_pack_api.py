@@ -122,6 +122,35 @@ def test_the_toy_pack_says_nothing_about_scim_or_cato(toy):
             assert not re.search(r"scim|cato|\bcma\b|identity provider|provision", text, re.I), f"{where}: {text}"
 
 
+def test_the_hand_off_surfaces_speak_the_packs_words(toy):
+    """The Slack hand-off form, its validation, the escalation posts on Slack and Teams and the
+    confirmation take every domain sentence from the pack: over the toy pack none is about SCIM or Cato
+    (they were literals in the channel code although the pack held them)."""
+    import json
+
+    from bot.channels.slack.modal import validate_submission
+    from bot.events import Reply, Ticket
+    from bot.render import blocks as bk
+    from bot.render import cards
+    from bot.ticket import field_labels
+
+    say = lambda mid, **kw: toy.message(mid, None, **kw)  # noqa: E731
+    labels = field_labels(toy)
+    ticket = Ticket(account="Building 7", labels=labels, body="# Request")
+    rendered = [
+        bk.escalation_modal(ticket, private_metadata="{}", channel_label="#office", say=say),
+        bk.escalation_post(user_id="U1", account="", idp="", upns=[], groups=[], symptom="Jam", body="b", permalink=None, say=say, labels=labels).blocks,
+        bk.handoff_confirmation(body="b", support_url=None, portal_label="x", channel_id="C1", say=say, guidance="Paste it.").blocks,
+        cards.render_escalation(Reply(kind="ticket", text="", ticket=ticket), raised_by="Ada", link="https://teams.microsoft.com/l/1", say=say),
+        validate_submission({"account": "", "upns": "not-an-address", "groups": "", "body": ""}, say)[1],
+    ]
+    # What people read: the platform ids (callback, block and action ids) are not text.
+    text = re.sub(r'"(callback_id|block_id|action_id)": "[^"]*"', "", json.dumps(rendered, ensure_ascii=False))
+    assert "Enter the site." in text and "Printer problem" in text and "Open the chat" in text  # the toy pack's own
+    # (The form's IdP, UPN and group fields are the hand-off's own; a pack without them gets their default labels.)
+    assert not re.search(r"scim|cato", text, re.I), text
+
+
 # ---- wording problems fail the load, with file and line ---------------------------------------------
 
 

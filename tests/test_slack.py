@@ -27,6 +27,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.channels import slack as slack_channel
 from bot.service import Conversations, attach
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, Call, FakeSlackAPI
+from tests.support.words import say
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 HELPDESK = "C0HELPDESK"
@@ -1022,7 +1023,7 @@ async def test_escalation_post_never_carries_links_or_mentions_the_admin_typed(s
 
     thread = _ts()
     meta = {"c": f"slack:{TEAM_ID}:{OTHER}:{thread}", "ch": OTHER, "ts": None, "th": thread, "d": "-"}
-    view = bk.escalation_modal(Ticket(), private_metadata=json.dumps(meta), channel_label="the helpdesk channel")
+    view = bk.escalation_modal(Ticket(), private_metadata=json.dumps(meta), channel_label="the helpdesk channel", say=say)
     hostile = {
         "account": "[Click to re-verify](https://evil.example/login) <!channel>",
         "idp": "<https://evil.example|Entra> @here #general",

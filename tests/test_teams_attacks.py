@@ -35,6 +35,7 @@ from bot.render import cards
 from bot.server import build_app
 from bot.settings import Settings
 from tests.support.timing import eventually
+from tests.support.words import say
 from tests.test_teams import (  # noqa: F401 - fixtures
     APP_ID,
     BOT,
@@ -312,7 +313,7 @@ def test_user_values_render_as_text_in_the_escalation_card():
         body=f"## SCIM provisioning issue\n- **Account:** {EVIL}\n- **UPNs:** <at>Everyone</at>",
     )
     reply = Reply(kind="ticket", title="Your Cato Support ticket", text="", ticket=ticket)
-    posted = cards.render_escalation(reply, support_url="https://support.example.com/", raised_by=EVIL, where="the group chat “<at>IT</at> [x](https://evil.example)”")
+    posted = cards.render_escalation(reply, support_url="https://support.example.com/", raised_by=EVIL, where="the group chat “<at>IT</at> [x](https://evil.example)”", say=say)
     mine = cards.render_replies([reply], support_url="https://support.example.com/")
     for attachment in posted + mine:
         html = _rendered(attachment["content"])

@@ -33,12 +33,12 @@ Interactive elements carry what the adapter needs to route a click without trust
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.events import Choice, Reply, Ticket
-from bot.render.text import render_plain
+from bot.render.text import Say, render_plain
 
 Block = dict[str, Any]
 
@@ -281,7 +281,7 @@ def render_reply(
     key: str = "0",
     conversation_id: str | None = None,
     support_url: str | None = None,
-    portal_label: str = "Open a Cato Support case",
+    portal_label: str = "Support portal",
     handoff: bool = False,
 ) -> list[Block]:
     """One engine reply as blocks (at most 50).
@@ -445,7 +445,7 @@ def notice_markup(text: str) -> Message:
 # ---- escalation hand-off -----------------------------------------------------------------------------
 
 
-def escalation_modal(ticket: Ticket, *, private_metadata: str, channel_label: str | None) -> dict[str, Any]:
+def escalation_modal(ticket: Ticket, *, private_metadata: str, channel_label: str | None, say: Say) -> dict[str, Any]:
     """The "Review & send to helpdesk" modal, prefilled from the ticket draft. Input block ids are the
     field names; every input's action_id is "value"."""
 
@@ -461,19 +461,18 @@ def escalation_modal(ticket: Ticket, *, private_metadata: str, channel_label: st
             b["hint"] = {"type": "plain_text", "text": clip(hint, INPUT_LABEL)}
         return b
 
-    where = f"to {channel_label}" if channel_label else "to the helpdesk"
     blocks: list[Block] = [
-        section(f"Check the details, then *Send* posts the ticket {escape(where)} with a link back to this conversation."),
-        text_input("account", "Cato account name / number", ticket.account or "", max_length=120, placeholder="e.g. Contoso or 12345"),
-        text_input("idp", "Identity provider", ticket.idp or "", optional=True, max_length=120),
-        text_input("upns", "Affected user UPNs", "\n".join(ticket.upns), multiline=True, optional=True, hint="One UPN per line (name@domain).", max_length=2000),
-        text_input("groups", "IdP groups involved", "\n".join(ticket.groups), multiline=True, optional=True, hint="One group per line.", max_length=2000),
-        text_input("body", "Ticket text", ticket.body, multiline=True, hint="What Cato Support will read. Edit freely."),
+        section(say("handoff-intro", where=escape(f"to {channel_label}" if channel_label else "to the helpdesk"))),
+        text_input("account", ticket.label("account"), ticket.account or "", max_length=120, placeholder=say("handoff-account-placeholder")),
+        text_input("idp", ticket.label("idp"), ticket.idp or "", optional=True, max_length=120),
+        text_input("upns", ticket.label("upns"), "\n".join(ticket.upns), multiline=True, optional=True, hint=say("handoff-upns-hint"), max_length=2000),
+        text_input("groups", ticket.label("groups"), "\n".join(ticket.groups), multiline=True, optional=True, hint=say("handoff-groups-hint"), max_length=2000),
+        text_input("body", say("handoff-body-label"), ticket.body, multiline=True, hint=say("handoff-body-hint")),
     ]
     return {
         "type": "modal",
         "callback_id": ESCALATION_CALLBACK,
-        "title": {"type": "plain_text", "text": clip("Send to helpdesk", MODAL_TITLE)},
+        "title": {"type": "plain_text", "text": clip(say("handoff-title"), MODAL_TITLE)},
         "submit": {"type": "plain_text", "text": clip("Send", MODAL_BUTTON)},
         "close": {"type": "plain_text", "text": clip("Cancel", MODAL_BUTTON)},
         "private_metadata": private_metadata[:PRIVATE_METADATA],
@@ -491,40 +490,41 @@ def escalation_post(
     symptom: str | None,
     body: str,
     permalink: str | None,
+    say: Say,
+    labels: Mapping[str, str],
 ) -> Message:
     """The ticket as posted to the helpdesk escalation channel. Every value but the ids is the admin's own
-    typing (the modal): escaped, never a link or a mention."""
-    who = mention(user_id) if user_id else "An admin"
+    typing (the modal): escaped, never a link or a mention. `labels`: the ticket fields' labels."""
+    who = mention(user_id) if user_id else say("ticket.not-provided")
     permalink = permalink if permalink and _PERMALINK.match(permalink) else None
-    link = f" — <{permalink}|open the conversation>" if permalink else ""
+    none = f"_{say('ticket.not-provided')}_"
+    label = Ticket(labels=dict(labels)).label  # the pack's label, else the engine's default for the field
     fields = [
-        field("Account", account or "_not provided_"),
-        field("Identity provider", idp or "_not provided_"),
-        field("Affected UPNs", ", ".join(upns) if upns else "_not provided_"),
-        field("IdP groups", ", ".join(groups) if groups else "_not provided_"),
+        field(label("account"), account or none),
+        field(label("idp"), idp or none),
+        field(label("upns"), ", ".join(upns) if upns else none),
+        field(label("groups"), ", ".join(groups) if groups else none),
     ]
     if symptom:
-        fields.append(field("Symptom", symptom))
+        fields.append(field(say("ticket.symptom"), symptom))
+    title = say("escalation-post-title")
     blocks = [
-        header("SCIM provisioning escalation"),
-        section(f"{who} needs help from Cato Support{link}"),
+        header(title),
+        section(say("escalation-raised-by", who=who) + (f" — <{permalink}|{escape(say('escalation-back-link'))}>" if permalink else "")),
         {"type": "section", "fields": fields[:MAX_FIELDS]},
         *code_blocks(body),
     ]
-    if permalink:
-        blocks.append(context(f"<{permalink}|Conversation thread>"))
-    text = f"SCIM provisioning escalation for account {account or 'unknown'}"
-    return Message(cap_blocks(blocks), fallback(text))
+    return Message(cap_blocks(blocks), fallback(f"{title}: {account or none.strip('_')}"))
 
 
-def handoff_confirmation(*, body: str, support_url: str | None, portal_label: str, channel_id: str | None) -> Message:
-    """What the admin gets after sending: where it went, the text to paste into Cato support, the portal."""
-    where = f"I've posted the ticket to <#{channel_id}> for the helpdesk. " if channel_id and _SLACK_ID.match(channel_id) else ""
+def handoff_confirmation(*, body: str, support_url: str | None, portal_label: str, channel_id: str | None, say: Say, guidance: str) -> Message:
+    """What the admin gets after sending: where it went, the text to paste into the support form (the
+    pack's `guidance`), the portal."""
+    sent = say("handoff-sent", where=f"<#{channel_id}>") + " " if channel_id and _SLACK_ID.match(channel_id) else ""
     blocks: list[Block] = [
-        section(f":incoming_envelope: {where}To open a case with Cato Support, paste this text into the support form:"),
+        section(f":incoming_envelope: {sent}{escape(guidance)}"),
         *code_blocks(body),
     ]
     if support_url:
         blocks.append({"type": "actions", "block_id": "scim:sent", "elements": [button(portal_label, f"{LINK_PREFIX}sent", url=support_url)]})
-    shown = "I've posted the ticket for the helpdesk. " if where else ""
-    return Message(cap_blocks(blocks), fallback(shown + "Ticket text for Cato Support:\n" + body))
+    return Message(cap_blocks(blocks), fallback(f"{say('handoff-body-label')}:\n{body}"))

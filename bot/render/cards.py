@@ -27,7 +27,7 @@ from typing import Any
 
 from bot.events import Choice, Reply
 from bot.render.card_text import Block, Element, card_markdown, card_size, format_path, plain, text_block, text_size, user_text
-from bot.render.text import render_plain
+from bot.render.text import Say, render_plain
 from bot.render.ticket_card import ticket_blocks, ticket_facts
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -435,22 +435,21 @@ def render_escalation(
     where: str | None = None,
     link: str | None = None,
     budget: int = MAX_CARD_BYTES,
+    say: Say,
 ) -> list[dict]:
     """The ticket as posted to the support team's escalation channel: who, where, a way back, the ticket."""
-    head: list[Block] = [[text_block("🆘 SCIM provisioning escalation", size="Large", weight="Bolder")]]
-    origin = "Raised"
-    if raised_by:
-        origin += f" by **{user_text(raised_by)}**"
-    if where:
-        origin += f" in {user_text(where)}"
-    head.append([text_block(origin + ".")])
+    title = say("escalation-post-title")
+    head: list[Block] = [[text_block(f"🆘 {title}", size="Large", weight="Bolder")]]
+    if raised_by or where:
+        who = " · ".join(x for x in (f"**{user_text(raised_by)}**" if raised_by else "", user_text(where) if where else "") if x)
+        head.append([text_block(say("escalation-raised-by", who=who))])
     if link:
         head.append(
-            [{"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Open the conversation", "url": link}]}]
+            [{"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": say("escalation-back-link"), "url": link}]}]
         )
     ticket_only = reply.model_copy(update={"choices": [], "text": "", "title": reply.title or "Support ticket"})
     blocks = head + reply_blocks(ticket_only, support_url=support_url, index=1, actions=False)
-    return [attachment(c) for c in pack(blocks, fallback="SCIM provisioning escalation", budget=budget)]
+    return [attachment(c) for c in pack(blocks, fallback=title, budget=budget)]
 
 
 # ---- plain text ------------------------------------------------------------------------------------

@@ -10,12 +10,17 @@ for typing back (`choices`), and how parts are separated; the caller escapes for
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from bot.events import Reply
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 _CODE = re.compile(r"`([^`\n]+)`")
+
+# A knowledge pack's sentence by id, its {placeholders} filled (Bundle.message, Conversations.say):
+# renderers that write a sentence of the domain take it from there, never from code.
+Say = Callable[..., str]
 
 # keep: `**bold**` as written (the replay protocol, the terminal, which makes it ANSI bold itself);
 # strip: words only (`code` in single quotes), for surfaces that show no markup at all.

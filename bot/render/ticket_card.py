@@ -62,7 +62,7 @@ def ticket_blocks(ticket: Ticket, support_url: str | None, link_label: str | Non
                 {
                     "type": "ActionSet",
                     "spacing": "Medium",
-                    "actions": [{"type": "Action.OpenUrl", "title": link_label or "Open a Cato Support case", "url": support_url}],
+                    "actions": [{"type": "Action.OpenUrl", "title": link_label or "Support portal", "url": support_url}],
                 }
             ]
         )

@@ -33,6 +33,7 @@ from bot.channels.slack.listeners import Listeners
 from bot.channels.slack.modal import submission_errors
 from bot.channels.slack.payload import LAST_RETRY, check_payload, dedupe_key, last_retry
 from bot.channels.slack.posting import Outbox, make_client
+from bot.render.text import Say
 from bot.service import Channel, Conversations
 
 log = logging.getLogger("scim_help.slack")
@@ -90,7 +91,7 @@ class SlackBot(Listeners):
             # do not subscribe to is acknowledged so Slack does not retry it.
             log.info("slack request not dispatched", extra={"verdict": verdict})
             return web.json_response({"error": "invalid request"}, status=400) if verdict == "reject" else web.Response(status=200)
-        immediate = _immediate_answer(body)
+        immediate = _immediate_answer(body, self.conversations.say)
         if immediate is not None:
             return web.json_response(immediate) if immediate else web.Response(status=200)
         payload = {"mode": "http", "ct": request.content_type, "body": raw.decode("utf-8"), "retry": request.headers.get("X-Slack-Retry-Num")}
@@ -134,7 +135,7 @@ class SlackBot(Listeners):
             CURRENT_JOB.reset(token)
 
 
-def _immediate_answer(body: dict[str, Any]) -> dict[str, Any] | None:
+def _immediate_answer(body: dict[str, Any], say: Say) -> dict[str, Any] | None:
     """What is answered at once, without recording: the URL check, the SSL check, and a modal whose fields
     need correcting. {} is an empty 200; None means "record it"."""
     if body.get("type") == "url_verification":
@@ -142,7 +143,7 @@ def _immediate_answer(body: dict[str, Any]) -> dict[str, Any] | None:
     if "ssl_check" in body:
         return {}
     if body.get("type") == "view_submission":
-        errors = submission_errors(body)
+        errors = submission_errors(body, say)
         if errors:
             return {"response_action": "errors", "errors": errors}
     if body.get("type") == "view_closed":
@@ -174,7 +175,7 @@ class InboxSocketModeHandler(AsyncSocketModeHandler):
         verdict = check_payload(body) if isinstance(body, dict) else "reject"
         response = SocketModeResponse(envelope_id=req.envelope_id)
         if verdict == "dispatch":
-            immediate = _immediate_answer(body)
+            immediate = _immediate_answer(body, self.bot.conversations.say)
             if immediate:
                 response = SocketModeResponse(envelope_id=req.envelope_id, payload=immediate)
             elif immediate is None:

@@ -52,7 +52,6 @@ LAST_RECORD = "slack-last"
 _HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 # Errors that mean "the bot cannot post in this channel": the conversation moves to a DM.
 _CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cant_post_to_channel"}
-SORRY = "Sorry — something went wrong on my side and I couldn't process that. Please try again in a moment."
 
 
 class Listeners(Escalation):
@@ -157,13 +156,13 @@ class Listeners(Escalation):
             await self._failed(exc, None, user, respond, what="command")
         except Exception as exc:  # tell the admin instead of failing silently
             log.error("slack command failed", extra={"error": type(exc).__name__, "user": pseudonymise(user)})
-            await self._respond(respond, bk.notice("Sorry — something went wrong on my side. Please try again in a moment."))
+            await self._respond(respond, bk.notice(self.conversations.say("channel-error")))
 
     async def _command_ephemeral(self, sub: str, team: str, channel: str, user: str, respond: Any) -> None:
         """`/scim-help` alone, `help`, `ticket`, `reset`: answered privately via the response_url."""
         conv = None if not sub else await self._last_conversation(team, channel, user)
         if conv is None and sub == "ticket":
-            await self._respond(respond, bk.notice(f"There is no conversation with me here yet. Describe the problem with `{COMMAND} what you see`, or run `{COMMAND}` to pick a symptom."))
+            await self._respond(respond, bk.notice(self.conversations.say("channel-no-conversation", command=COMMAND)))
             return
         if conv is None:
             conv, words = await self._slash_home(team, channel, user), ("help" if sub == "help" else "")
@@ -282,8 +281,8 @@ class Listeners(Escalation):
             if message.get("blocks"):
                 new_blocks = bk.answered(message["blocks"], block_id, label, user)
             else:
-                new_blocks = [bk.context(f":white_check_mark: You chose *{bk.escape(bk.plain(label))}*")]
-            text = message.get("text") or f"You chose {bk.escape(bk.plain(label))}"
+                new_blocks = [bk.context(":white_check_mark: " + self.conversations.say("you-chose", label=f"*{bk.escape(bk.plain(label))}*"))]
+            text = message.get("text") or self.conversations.say("you-chose", label=bk.escape(bk.plain(label)))
             if ephemeral or not ts:
                 await respond(blocks=new_blocks, text=text, replace_original=True)
             else:
@@ -309,11 +308,11 @@ class Listeners(Escalation):
                     log.warning("slack turn postponed: store unavailable", extra={"conversation": msg.conversation_id, "error": type(exc).__name__})
                     return None
                 self._turn_failed(msg, exc, user)
-                await self._tell(place, user, SORRY, respond)
+                await self._tell(place, user, self.conversations.say("channel-error"), respond)
                 return None
             except Exception as exc:
                 self._turn_failed(msg, exc, user)
-                await self._tell(place, user, SORRY, respond)
+                await self._tell(place, user, self.conversations.say("channel-error"), respond)
                 return None
             if outbox is not None:
                 await self._deliver(outbox, job, respond)

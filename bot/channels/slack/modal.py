@@ -22,6 +22,7 @@ from bot.channels.slack.posting import Posting, error_code
 from bot.events import Ticket
 from bot.redact import find_emails, pseudonymise, scrub_secrets
 from bot.render import blocks as bk
+from bot.render.text import Say
 from bot.service import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class Escalation(Posting):
             return
         state = await self.conversations.state(conv)
         if state is None:
-            await self._tell(None, user, "That conversation has expired, so I can't prepare the ticket any more. Describe the problem again to start over.", respond)
+            await self._tell(None, user, self.conversations.say("channel-expired"), respond)
             return
         ticket = self.conversations.draft_ticket(state)
         container, message = body.get("container") or {}, body.get("message") or {}
@@ -51,14 +52,14 @@ class Escalation(Posting):
             "th": container.get("thread_ts") or message.get("thread_ts"),
             "d": _digest(ticket.body),
         }
-        view = bk.escalation_modal(ticket, private_metadata=json.dumps(meta), channel_label="the helpdesk channel")
+        view = bk.escalation_modal(ticket, private_metadata=json.dumps(meta), channel_label="the helpdesk channel", say=self.conversations.say)
         try:
             await self.client.views_open(trigger_id=body.get("trigger_id"), view=view)
         except SlackClientError as exc:
             await self._failed(exc, ref.place, user, respond, what="views.open")
 
     async def _on_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]) -> None:
-        data, errors = validate_submission(view_values(view))
+        data, errors = validate_submission(view_values(view), self.conversations.say)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -105,7 +106,8 @@ class Escalation(Posting):
             return True
         permalink = await self._permalink(ref, meta)
         post = bk.escalation_post(
-            user_id=user, account=data["account"], idp=data["idp"], upns=data["upns"], groups=data["groups"], symptom=symptom, body=text, permalink=permalink
+            user_id=user, account=data["account"], idp=data["idp"], upns=data["upns"], groups=data["groups"], symptom=symptom, body=text, permalink=permalink,
+            say=self.conversations.say, labels=self.conversations.ticket_labels(),
         )
         try:
             await self.client.chat_postMessage(channel=self.escalation_channel, blocks=post.blocks, text=post.text, unfurl_links=False, unfurl_media=False)
@@ -116,7 +118,10 @@ class Escalation(Posting):
         return True
 
     async def _confirm_handoff(self, place: Place, user: str | None, text: str) -> None:
-        confirmation = bk.handoff_confirmation(body=text, support_url=self.conversations.support_url, portal_label=self.portal_label, channel_id=self.escalation_channel)
+        confirmation = bk.handoff_confirmation(
+            body=text, support_url=self.conversations.support_url, portal_label=self.portal_label, channel_id=self.escalation_channel,
+            say=self.conversations.say, guidance=self.conversations.escalation_guidance,
+        )
         try:
             await self._post(place, confirmation)
         except SlackClientError as exc:
@@ -146,42 +151,42 @@ def view_values(view: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def submission_errors(body: dict[str, Any]) -> dict[str, str]:
+def submission_errors(body: dict[str, Any], say: Say) -> dict[str, str]:
     """For the HTTP handler: the errors Slack shows in the modal, answered before anything is recorded."""
     view = body.get("view") or {}
     if view.get("callback_id") != bk.ESCALATION_CALLBACK:
         return {}
-    return validate_submission(view_values(view))[1]
+    return validate_submission(view_values(view), say)[1]
 
 
-def validate_submission(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+def validate_submission(values: dict[str, str], say: Say) -> tuple[dict[str, Any], dict[str, str]]:
     """Clean the modal's fields; errors are keyed by input block id (Slack's `response_action: errors`)."""
     errors: dict[str, str] = {}
     account = " ".join(values.get("account", "").split())
     if not account:
-        errors["account"] = "Enter your Cato account name or number."
+        errors["account"] = say("handoff-account-required")
     elif len(account) > 120:
-        errors["account"] = "That is too long for an account name or number (120 characters at most)."
+        errors["account"] = say("handoff-account-too-long", max=120)
     elif scrub_secrets(account) != account:
-        errors["account"] = "That looks like a secret or token — enter the account name or number only."
+        errors["account"] = say("handoff-account-secret")
     idp = " ".join(values.get("idp", "").split())[:120]
-    upns, upn_error = _upns(values.get("upns", ""))
+    upns, upn_error = _upns(values.get("upns", ""), say)
     if upn_error:
         errors["upns"] = upn_error
     groups = [g.strip() for g in re.split(r"[\n;]+", values.get("groups", "")) if g.strip()]
     if len(groups) > 30:
-        errors["groups"] = "Please list at most 30 groups."
+        errors["groups"] = say("handoff-groups-too-many", max=30)
     elif any(len(g) > 120 for g in groups):
-        errors["groups"] = "A group name can be at most 120 characters."
+        errors["groups"] = say("handoff-group-too-long", max=120)
     body = values.get("body", "").strip()
     if not body:
-        errors["body"] = "The ticket text can't be empty."
+        errors["body"] = say("handoff-body-empty")
     elif len(body) > bk.INPUT_MAX:
-        errors["body"] = f"The ticket text can be at most {bk.INPUT_MAX} characters."
+        errors["body"] = say("handoff-body-too-long", max=bk.INPUT_MAX)
     return {"account": account, "idp": idp, "upns": upns, "groups": groups, "body": body}, errors
 
 
-def _upns(raw: str) -> tuple[list[str], str | None]:
+def _upns(raw: str, say: Say) -> tuple[list[str], str | None]:
     upns: list[str] = []
     bad: list[str] = []
     for item in re.split(r"[\s,;]+", raw):
@@ -196,9 +201,9 @@ def _upns(raw: str) -> tuple[list[str], str | None]:
             bad.append(item)
     if bad:
         shown = bad[0] if len(bad[0]) <= 40 else bad[0][:39] + "…"
-        return upns, f"“{shown}” is not a UPN. Enter one address per line, like jane.doe@contoso.com."
+        return upns, say("handoff-upn-invalid", value=shown)
     if len(upns) > 50:
-        return upns, "Please list at most 50 users; attach the rest to the support case."
+        return upns, say("handoff-upns-too-many", max=50)
     return upns, None
 
 

@@ -34,16 +34,10 @@ WELCOME_TTL = 600  # Teams sends both installationUpdate and conversationUpdate 
 CARD_CHANNELS = {"msteams", "emulator", "webchat", "directline", "agents"}
 UPDATE_CHANNELS = {"msteams", "emulator"}  # channels where the bot can edit a card it sent
 
-NO_REFERENCE = (
-    "I couldn't pass this ticket to the support team's Teams channel: I haven't been added to that "
-    "channel yet. Please open the case yourself with the ticket above, and ask your Teams admin to "
-    "add scim-help to the escalation channel (and @mention it there once)."
-)
 POST_FAILED = (
     "I couldn't post this ticket to the support team's Teams channel just now. Please open the "
     "case yourself with the ticket above."
 )
-POSTED = "I've also posted this ticket to the support team's channel in Teams."
 
 
 @dataclass
@@ -247,10 +241,10 @@ class TeamsBot:
                 "yet (add the app to that channel's team and @mention the bot there once)",
                 extra=act.log_extra(activity, escalation_channel=pseudonymise(self.escalation_channel)),
             )
-            return Reply(kind="info", text=NO_REFERENCE)
+            return Reply(kind="info", text=self.conversations.say("handoff-no-channel"))
         where, link = act.conversation_link(activity)
         posted = cards.render_escalation(
-            ticket_reply, support_url=self.support_url, raised_by=act.user_name(activity), where=where, link=link
+            ticket_reply, support_url=self.support_url, raised_by=act.user_name(activity), where=where, link=link, say=self.conversations.say
         )
         try:
             service_url, channel = _reference(raw)
@@ -261,7 +255,7 @@ class TeamsBot:
             log.error("teams: posting the ticket to the escalation channel failed (%s)", type(exc).__name__, extra=act.log_extra(activity))
             return Reply(kind="info", text=POST_FAILED)
         log.info("teams: ticket posted to the escalation channel", extra=act.log_extra(activity))
-        return Reply(kind="info", text=POSTED)
+        return Reply(kind="info", text=self.conversations.say("handoff-posted"))
 
 
 def _reference(raw: str) -> tuple[str, str]:
