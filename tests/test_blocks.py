@@ -112,7 +112,7 @@ def _ticket(**kw) -> Ticket:
 
 def test_ticket_fields_code_block_and_buttons():
     reply = Reply(kind="ticket", title="Your Cato Support ticket", text="Paste the text below.", ticket=_ticket(), choices=[Choice(id="cmd:restart", label="Start over")])
-    blocks = ok(bk.render_reply(reply, conversation_id=CONV, support_url="https://support.example.com/new", portal_label="Open a case", handoff=True))
+    blocks = ok(bk.render_reply(reply, conversation_id=CONV, support_url="https://support.example.com/new", portal_label="Open a case", handoff=True, handoff_label=say("handoff-button")))
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Your Cato Support ticket", "emoji": True}}
     fields = next(b["fields"] for b in blocks if "fields" in b)
     assert fields[0]["text"] == "*Account*\nContoso 12345"

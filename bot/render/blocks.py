@@ -283,6 +283,7 @@ def render_reply(
     support_url: str | None = None,
     portal_label: str = "Support portal",
     handoff: bool = False,
+    handoff_label: str = "Review & send",
 ) -> list[Block]:
     """One engine reply as blocks (at most 50).
 
@@ -330,7 +331,7 @@ def render_reply(
     if kind == "ticket":
         extra: list[Block] = []
         if handoff:
-            extra.append(button("Review & send to helpdesk", f"{HANDOFF_PREFIX}{key}", value="handoff", style="primary"))
+            extra.append(button(handoff_label, f"{HANDOFF_PREFIX}{key}", value="handoff", style="primary"))
         if support_url:
             extra.append(button(portal_label, f"{LINK_PREFIX}{key}", url=support_url))
         if extra:

@@ -103,6 +103,7 @@ class Posting(BotCore):
             support_url=self.conversations.support_url,
             portal_label=self.portal_label,
             handoff=handoff,
+            handoff_label=self.conversations.say("handoff-button"),
         )
 
     async def _deliver(self, outbox: Outbox, job: Job | None, respond: Any = None) -> None:
@@ -164,8 +165,7 @@ class Posting(BotCore):
         await self._tell(
             place,
             user,
-            f"Sorry — Slack did not accept my reply (`{code}`). Nothing is lost: our conversation is saved, so "
-            "reply *help* to see where we are, or try again in a moment.",
+            self.conversations.say("channel-undelivered", code=code),
             respond,
         )
 
