@@ -458,12 +458,8 @@ def render_escalation(
 def render_text(reply: Reply, *, support_url: str | None = None) -> str:
     """Plain text for channels that cannot show cards: numbered choices the admin can type back, and a
     ticket's fields before its text (a card would show them as facts)."""
-    text = render_plain(reply, markup="strip", choices=True, support_url=support_url, sep="\n\n")
-    if reply.ticket is None:
-        return text
-    facts = "\n".join(f"{f['title']}: {f['value']}" for f in ticket_facts(reply.ticket, markdown=False))
-    head, marker, rest = text.partition("Ticket text to copy:")
-    return f"{head}{facts}\n\n{marker}{rest}" if marker else f"{text}\n\n{facts}"
+    facts = None if reply.ticket is None else "\n".join(f"{f['title']}: {f['value']}" for f in ticket_facts(reply.ticket, markdown=False))
+    return render_plain(reply, markup="strip", choices=True, support_url=support_url, ticket_head=facts, sep="\n\n")
 
 
 def render_texts(replies: Iterable[Reply], *, support_url: str | None = None, budget: int = MAX_TEXT_BYTES) -> list[str]:

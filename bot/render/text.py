@@ -37,9 +37,12 @@ def format_path(path: str) -> str:
     return " › ".join(part.strip() for part in path.split(">") if part.strip())
 
 
-def render_plain(reply: Reply, *, markup: Markup = "keep", choices: bool = False, support_url: str | None = None, sep: str = "\n") -> str:
+def render_plain(
+    reply: Reply, *, markup: Markup = "keep", choices: bool = False, support_url: str | None = None, ticket_head: str | None = None, sep: str = "\n"
+) -> str:
     """The reply as text. `choices` lists the answers numbered, for a surface where the admin types the
-    number back; `support_url` is offered with a ticket when the reply carries no link of its own."""
+    number back; `support_url` is offered with a ticket when the reply carries no link of its own;
+    `ticket_head` goes before a ticket's text (a surface without cards shows its fields there)."""
     m = strip_markup if markup == "strip" else (lambda text: text)
     parts: list[str] = []
     if reply.title and reply.kind in ("question", "resolution", "ticket"):
@@ -53,6 +56,8 @@ def render_plain(reply: Reply, *, markup: Markup = "keep", choices: bool = False
         parts.append(f"{i}. {m(step.text)}" + (f"\n   ({format_path(step.path)})" if step.path else ""))
     if reply.after:
         parts.append(m(reply.after))
+    if reply.ticket is not None and ticket_head:
+        parts.append(ticket_head)
     if reply.ticket is not None and reply.ticket.body:
         parts.append("Ticket text to copy:\n" + reply.ticket.body)
     link = reply.link or (support_url if reply.ticket is not None else None)

@@ -45,11 +45,16 @@ class SQLiteFile:
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(self._schema)
+            try:
+                conn.executescript(self._schema)
+                if self._on_open is not None:
+                    with self._locked():
+                        self._on_open(conn)
+            except BaseException:
+                # Not kept half-open: the next call connects again and repeats what failed.
+                conn.close()
+                raise
             self._conn = conn
-            if self._on_open is not None:
-                with self._locked():
-                    self._on_open(conn)
         return self._conn
 
     def _locked(self) -> _Gate:
