@@ -176,7 +176,7 @@ class Dialogue:
         evidence, so the conversation moves there, keeping the checks done (they are shared)."""
         s = ctx.state
         for ev in r.evidence:
-            if ev.via == "statement" or ev.rules_out:
+            if ev.via in ("statement", "setting") or ev.rules_out:
                 continue
             target = ev.topic if ev.topic in self.kb.flows else None
             if target is None and ev.cause:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.engine.context import Ctx, clip
+from bot.engine.planner import Planner, utility
 from bot.events import Reply, Step
 from bot.redact import scrub_secrets
 from bot.state import Finding, Pending, Pin, State, Then
@@ -32,6 +33,7 @@ class Diagnosis:
                 for ans in check.answers:
                     if ans.confirms:
                         self.confirming.setdefault((flow.id, ans.confirms), (check, ans))
+        self.planner = Planner(lambda flow: kb.flows[flow].ask_first)
 
     # ---- starting --------------------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ class Diagnosis:
         # read from a plain statement last, and only when no answer in the same message rules it out
         # ("test connection succeeds, credentials are fine" is not a credentials problem).
         for ev in r.evidence:
-            if ev.via == "statement":
+            if ev.via in ("statement", "setting"):
                 continue
             note = self._take_evidence(ctx, ev)
             if note and announce_errors:
@@ -91,9 +93,12 @@ class Diagnosis:
             self.record(s, self.d.kb.checks[ca.check], answer, "report", None)
             noted.append(_lower_first(self.d.words.finding(answer, s.idp)).rstrip("."))
         ruled_out = {c for f in s.findings for c in (self.d.kb.answer(f.check, f.answer) or _NO_ANSWER).rules_out}
+        confirmed = self._confirmed_causes(s)
         for ev in r.evidence:
-            if ev.via != "statement" or ev.cause in ruled_out:
+            if ev.via not in ("statement", "setting") or ev.cause in ruled_out:
                 continue
+            if ev.via == "setting" and ev.cause in confirmed:
+                continue  # its own check is in this flow and was recorded above
             note = self._take_evidence(ctx, ev)
             if note:
                 noted.append(_lower_first(note).rstrip("."))
@@ -113,7 +118,8 @@ class Diagnosis:
         target = self.confirming.get((s.flow or "", ev.cause))
         if ev.rules_out:
             return None  # statements against a cause arrive as check answers (Reading.answers)
-        if target is not None:
+        if target is not None and ev.via != "setting":
+            # A console option's state is not another check's answer: it stands as a pin below.
             check, answer = target
             if s.finding_for(check.id):
                 return None
@@ -125,7 +131,7 @@ class Diagnosis:
             s.pinned.append(Pin(cause=ev.cause, matched=clip(scrub_secrets(ev.matched), 200), source=ev.source))
         else:
             return None
-        if ev.via == "statement":
+        if ev.via in ("statement", "setting"):
             return w.cause_title(self.d.kb.causes[ev.cause], s.idp)  # listed with what the message told
         return w.say("error-recognised", s.idp, source=ev.source or "", text=clip(ev.matched, 90))
 
@@ -178,44 +184,25 @@ class Diagnosis:
         return weights, confirmed
 
     def next_check(self, s: State, weights: dict[str, float]) -> Check | None:
-        """The check that most likely settles the cause; the flow's `ask_first` checks before any other
-        while they can still settle a cause. Checks this IdP's console does not have are left out."""
+        """The check after which the fewest questions are expected (bot/engine/planner.py); the flow's
+        `ask_first` checks before any other while they can still settle a cause. Checks this IdP's
+        console does not have are left out; one the connected tenant can answer goes first."""
         flow = self.d.kb.flows[s.flow or ""]
-        total = sum(weights.values()) or 1.0
+        checks = self.d.kb.checks_for(flow.id, s.idp)
+        asked = frozenset(c.id for c in checks if s.finding_for(c.id))
         looker = self.d.looker
-        best: tuple[bool, float, int, Check] | None = None
-        first: Check | None = None
-        for order, check in enumerate(self.d.kb.checks_for(flow.id, s.idp)):
-            if s.finding_for(check.id):
-                continue
-            utility = self._utility(check, weights, total)
-            if utility <= 0:
-                continue
+        if looker is not None:
+            total = sum(weights.values()) or 1.0
             # A check the connected tenant can answer costs the admin nothing: look those up before
-            # asking anything, even the flow's ask-first question.
-            free = looker is not None and check.id not in s.looked and looker.can_look(s, check.id)
-            # An ask-first check goes first only while it can still settle a standing cause: forcing a
-            # question that only narrows things down costs every admin a question; it is asked when it
-            # is the most useful one left.
-            if check.id in flow.ask_first and first is None and any(a.confirms and weights.get(a.confirms, 0) > 0 for a in check.answers):
-                first = check
-            key = (free, utility, -order)  # likelihood first; the pack's order breaks ties
-            if best is None or key > best[:3]:
-                best = (free, utility, -order, check)
-        if best is not None and best[0]:
-            return best[3]
-        return first or (best[3] if best else None)
-
-    @staticmethod
-    def _utility(check: Check, weights: dict[str, float], total: float) -> float:
-        confirmable = {a.confirms for a in check.answers if a.confirms}
-        utility = sum(weights.get(c, 0.0) for c in confirmable) / total
-        if utility <= 0:
-            # Narrows things down without settling anything: worth asking only while it can still
-            # change the order of causes that are left.
-            moves = any(weights.get(c, 0) > 0 for a in check.answers for c in (*a.boost, *a.rules_out))
-            utility = 0.01 if moves else 0.0
-        return utility
+            # asking anything, even the flow's ask-first question — likeliest first.
+            free = [
+                (utility(c, weights, total), -order, c)
+                for order, c in enumerate(checks)
+                if c.id not in asked and c.id not in s.looked and looker.can_look(s, c.id) and utility(c, weights, total) > 0
+            ]
+            if free:
+                return max(free, key=lambda t: t[:2])[2]
+        return self.planner.pick(flow.id, checks, weights, asked)
 
     @staticmethod
     def _applies(check: Check, idp: str | None) -> bool:

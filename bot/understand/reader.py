@@ -39,6 +39,7 @@ from bot.understand.reading import (
     SymptomScore,
 )
 from bot.understand.replies import ReplyReader, attribute_option
+from bot.understand.settings import SettingHit, SettingReader
 from knowledge.schema import Bundle
 
 _NEGATED_SIG = re.compile(r"(?:\b(?:no|not|never|without|zero|none of the)\b|n't|\bdont\b)[^.!?\n]{0,20}$", re.IGNORECASE)
@@ -104,6 +105,7 @@ class Reader:
             for cid in {c for a in ch.answers for c in a.rules_out}:
                 self._checks_testing.setdefault(cid, []).append(ch)
         self.replies = ReplyReader(bundle)
+        self.settings = SettingReader(bundle)
         self._sym_causes = {s.id: {w.cause for w in s.causes} for s in bundle.pack.symptoms}
         self._cause_min = self.clf.t["cause-min"]
         self._cause_margin = self.clf.t["cause-margin"]
@@ -129,13 +131,18 @@ class Reader:
             rep.in_domain, rep.confident = True, True
             rep.symptom, rep.topic = (typed, None) if typed in self._symptom_ids else (None, typed)
         evidence = self._evidence(c, plain, context, rep.cause_p if rep.in_domain or context.symptom else {})
+        settings = self.settings.read(norm)
+        by_setting = self._setting_evidence(settings, evidence)
+        # What the option's state says is exact; the model's reading of the same cause gives way to it.
+        stated = {e.cause for e in by_setting}
+        evidence = [e for e in evidence if not (e.via == "statement" and e.cause in stated)] + by_setting
         self._take_pasted_errors(rep, evidence)
         act, act_conf, reply = self._act(said, context, rep, evidence, commands, command_only)
         if context.pending is not None and context.pending.kind == "check" and self.model is not None:
             act, reply = self._answer_by_kind(context.pending, norm, act, reply)
         if act == "human" and "escalate" not in commands:
             commands = ("escalate", *commands)
-        answers = self._open_answers(norm, context, ent, self._checks_to_read(context, rep))
+        answers = self._open_answers(norm, context, ent, self._checks_to_read(context, rep), settings)
         return Reading(
             text=plain,
             in_domain=rep.in_domain,
@@ -235,7 +242,7 @@ class Reader:
         return _Report(d.in_domain, symptoms, d.symptom, d.topic, d.confident, round(1.0 - d.p_off, 4), cause_p)
 
     def _take_pasted_errors(self, rep: _Report, evidence: list[Evidence]) -> None:
-        pasted = [e for e in evidence if e.via != "statement" and not e.rules_out]
+        pasted = [e for e in evidence if e.via not in ("statement", "setting") and not e.rules_out]
         if pasted and self.errors_in_domain != "none" and (self.errors_in_domain == "all" or any(self._specific(e) for e in pasted)):
             # A catalogue error pasted is SCIM into Cato, whatever the words around it.
             rep.in_domain = True
@@ -430,11 +437,27 @@ class Reader:
             return "fixed"
         return "pending"
 
-    def _open_answers(self, norm: str, context: Context, ent, open_checks: tuple[str, ...]) -> tuple[CheckAnswer, ...]:
+    def _setting_evidence(self, hits: list[SettingHit], evidence: list[Evidence]) -> list[Evidence]:
+        """A console option said to be off that by itself means a cause ("Create Users is unticked")."""
+        have = {e.cause for e in evidence if e.cause and not e.rules_out and e.via != "statement"}
+        out = []
+        for h in hits:
+            ans = self.bundle.answer(h.check, h.answer)
+            if ans is not None and ans.confirms and ans.confirms not in have:
+                out.append(Evidence(cause=ans.confirms, topic=None, via="setting", matched=h.said))
+                have.add(ans.confirms)
+        return out
+
+    def _open_answers(
+        self, norm: str, context: Context, ent, open_checks: tuple[str, ...], settings: list[SettingHit] = ()  # type: ignore[assignment]
+    ) -> tuple[CheckAnswer, ...]:
         out: list[CheckAnswer] = []
         pending_check = context.pending.id if context.pending and context.pending.kind == "check" else None
+        # An option's state is exact: it answers its check whether or not that check is open yet.
+        by_setting = {h.check: h for h in settings if h.check != pending_check}
+        out += [CheckAnswer(h.check, h.answer, "report", 0.9, said=h.said) for h in by_setting.values()]
         for cid in open_checks:
-            if cid == pending_check:
+            if cid == pending_check or cid in by_setting:
                 continue
             check = self.bundle.checks.get(cid)
             if check is None:

@@ -79,7 +79,7 @@ class Evidence:
 
     cause: str | None
     topic: str | None
-    via: Literal["signature", "error-code", "statement"]
+    via: Literal["signature", "error-code", "statement", "setting"]
     matched: str  # the exact catalogue string or the phrase that matched
     source: str | None = None  # where such a string appears ("Entra provisioning logs")
     error: str | None = None  # the error catalogue entry's id, when it came from one

@@ -108,3 +108,6 @@ class Lexicon(Strict):
     unsure: list[Text]
     commands: dict[Literal["restart", "help", "escalate", "ticket", "cancel"], list[Text]]
     skip: list[Text]
+    # How a console option is said to be off or on, after or before its name ("Create Users is unticked").
+    setting_off: list[Text] = Field(default_factory=list)
+    setting_on: list[Text] = Field(default_factory=list)

@@ -78,6 +78,16 @@ def _need_sources(obj: Any, what: str) -> None:
         raise ValueError(f"{what} '{obj.id}' is `source: reference`: list its `sources`")
 
 
+class Setting(Strict):
+    """A console option a check asks about, so a report that says what state it is in answers the check
+    ("Create Users is unticked", "we never enabled Deactivate Users")."""
+
+    # The option as the consoles print it; only names specific enough not to occur in passing.
+    labels: list[Text] = Field(min_length=1)
+    off: Id  # the answer meaning the option is off (unticked, disabled)
+    on: Id | None = None  # the answer meaning it is on
+
+
 class Check(Strict):
     id: Id
     title: Worded
@@ -96,6 +106,7 @@ class Check(Strict):
     # Where this check comes from: the playbook itself or the reference material that extends it.
     source: Source = "playbook"
     sources: list[Text] = Field(default_factory=list)
+    setting: Setting | None = None
     __worded__ = ("title", "ask", "path", "look_for", "quote")
 
     @model_validator(mode="before")
@@ -111,6 +122,11 @@ class Check(Strict):
         _need_sources(self, "check")
         if self.where == "cma" and isinstance(self.path, IdPText):
             raise ValueError(f"check '{self.id}' is on the CMA (`where: cma`): its path is one neutral string")
+        if self.setting is not None:
+            ids = {a.id for a in self.answers}
+            for state in (self.setting.off, self.setting.on):
+                if state is not None and state not in ids:
+                    raise ValueError(f"check '{self.id}': setting names answer '{state}', which it does not have")
         return self
 
     def applies_to(self, idp: str | None) -> bool:
