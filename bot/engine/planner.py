@@ -73,11 +73,21 @@ class Planner:
     def pick(self, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str]) -> Check | None:
         """Of `checks` (the flow's, for this IdP, in pack order), the next one to ask; None when no
         check can still change anything."""
-        key = (flow, tuple(c.id for c in checks), tuple(sorted((c, round(w, 6)) for c, w in weights.items() if w > 0)), asked)
+        return self._cached("pick", self._pick, flow, checks, weights, asked)
+
+    def greedy(self, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str]) -> Check | None:
+        """The likelihood rule alone (also the rollout): the flow's ask-first check while it can settle a
+        standing cause, else the check whose answers can confirm the most weight."""
+        return self._cached("greedy", self._greedy, flow, checks, weights, asked)
+
+    def _cached(self, kind: str, fn, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str]) -> Check | None:
+        # Rollouts of different causes walk through the same states, and conversations of one flow
+        # reach the same few states again: every choice is worked out once per process.
+        key = (kind, flow, tuple(c.id for c in checks), tuple(sorted((c, round(w, 6)) for c, w in weights.items() if w > 0)), asked)
         if key in self._cache:
             cid = self._cache[key]
             return next((c for c in checks if c.id == cid), None)
-        choice = self._pick(flow, checks, weights, asked)
+        choice = fn(flow, checks, weights, asked)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = choice.id if choice else None
@@ -112,7 +122,7 @@ class Planner:
                 return c
         return None
 
-    def greedy(self, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str]) -> Check | None:
+    def _greedy(self, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str]) -> Check | None:
         forced = self._forced(flow, checks, weights, asked)
         if forced is not None:
             return forced
