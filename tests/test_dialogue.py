@@ -273,6 +273,18 @@ async def test_it_is_fixed_in_other_words(engine):
     assert s.outcome == "resolved"
 
 
+async def test_a_reply_nothing_recognises_is_asked_back_not_taken_for_a_complaint(engine):
+    # Found by the fuzz suite: "NTRA" after "did that fix it?" read as a complaint at P 0.25 and the bot
+    # apologised and asked for the IdP again. A guess the model is that unsure of is asked back instead.
+    chat = Chat(engine)
+    await chat.say("provisioning logs say LicenseLimitExceeded for some users")
+    assert (await chat.state()).pending.kind == "fixed"
+    await chat.say("NTRA")
+    s = await chat.state()
+    assert s.phase == "resolving" and s.pending.kind == "fixed" and s.outcome is None
+    assert "sorry about that" not in chat.text().lower()
+
+
 async def test_still_broken_moves_to_the_next_cause(engine):
     chat = Chat(engine)
     await walk_to_resolution(chat, "okta")

@@ -297,7 +297,8 @@ class Reader:
             # it is sure itself. Skipping a ticket field takes a skip word, never a guess.
             if m_act == "skip" and not sig["skip"]:
                 m_act = "unclear"
-            if self.act_mode == "model" or (not sure and (fallback or p[m_act if m_act in p else "answer"] >= self.t["act"])):
+            taken = p.get(m_act, 0.0)
+            if self.act_mode == "model" or (not sure and ((fallback and taken >= self.t["act-fallback"]) or taken >= self.t["act"])):
                 act, act_conf = m_act, p.get(m_act, 0.0)
         if pending.kind == "helpful" and act == "fixed":
             act = "answer"
