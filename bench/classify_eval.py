@@ -43,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ("train", "dev", "heldout")
-TARGETS = {"top1": 0.95, "ft": 0.03, "cause": 0.85, "short_recall": 0.98, "p99_ms": 5.0}
+TARGETS = {"top1": 0.95, "ft": 0.03, "cause": 0.85, "short_recall": 0.98, "p99_ms": 5.0, "topic_lines": 10}
 
 
 @dataclass
@@ -138,6 +138,8 @@ def score_reports(rows: list[dict[str, Any]], preds: list[Pred], symptoms: set[s
         "unclear_picker": rate(unclear, lambda i: preds[i].in_domain and preds[i].symptom is None),
         "cause": rate(pinned, lambda i: preds[i].cause == rows[i]["cause"]),
         "spurious": rate(unpinned, lambda i: preds[i].cause is not None),
+        # each topic: (lines recognised as it, lines of it)
+        "per_topic": {t: (sum(named_ok(i) for i in top if lab[i] == t), sum(1 for i in top if lab[i] == t)) for t in sorted(topics)},
     }
 
 
@@ -446,6 +448,21 @@ def markdown(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, str]
     ship = res["approaches"].get(Shipped.name)
     if ship:
         h = ship["heldout"]
+        per_topic = h.get("per_topic", {})
+        if per_topic:
+            out += [
+                "Topics beyond the playbook, held-out writers (w4, w6: none of them wrote a training line), shipped Reader — "
+                "recognised / lines: " + ", ".join(f"{t} {ok}/{n}" for t, (ok, n) in per_topic.items()) + ".",
+                "",
+            ]
+            fewest = min(per_topic.items(), key=lambda kv: kv[1][0])
+            targets.append(
+                (
+                    "understanding, heldout: each topic beyond the playbook recognised on >= 10 phrasings",
+                    all(ok >= TARGETS["topic_lines"] for ok, _ in per_topic.values()),
+                    f"fewest {fewest[1][0]} ({fewest[0]})",
+                )
+            )
         checks = [
             ("understanding, heldout: in-domain top-1 >= 95%", h["top1"] is not None and h["top1"] >= TARGETS["top1"], _p(h["top1"])),
             ("understanding, heldout: off-topic false triggers <= 3%", h["ft"] is not None and h["ft"] <= TARGETS["ft"], _p(h["ft"])),
