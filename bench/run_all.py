@@ -83,7 +83,24 @@ def machine() -> dict[str, Any]:
         "redis_server": redis_v.split(" v=")[1].split()[0] if " v=" in redis_v else redis_v,
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "speed_probe_s": speed_probe(),
     }
+
+
+def speed_probe() -> float:
+    """Seconds for a fixed pure-Python loop, the best of three. The same 2-core VM type has run the same
+    code up to twice as slowly from one hour to the next (noisy neighbours): latency and load rows are
+    comparable across runs only at a similar probe."""
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 2)
 
 
 def _run(cmd: list[str]) -> str:
@@ -265,6 +282,8 @@ def _header(facts: dict[str, Any], argv: list[str] | None) -> list[str]:
         "",
         f"- CPU: {facts['cpu']} — {facts['logical_cpus']} logical CPUs ({facts['physical_cores']} physical cores reported)",
         f"- RAM: {facts['ram']}; {facts['os']}; load average at start {facts['load_average']}",
+        f"- Speed probe at start (10 million steps of a Python loop in a function, best of three): {facts['speed_probe_s']} s — "
+        "latency and load rows compare across runs only at a similar probe",
         f"- Python {facts['python']}; redis-server {facts['redis_server'] or 'n/a'}; commit {facts['commit']}",
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in facts["packages"].items()),
         "- Everything (server, its store, the platform fakes, the load generator) shares these CPUs.",
