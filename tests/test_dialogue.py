@@ -285,6 +285,32 @@ async def test_a_reply_nothing_recognises_is_asked_back_not_taken_for_a_complain
     assert "sorry about that" not in chat.text().lower()
 
 
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("there is a red mark next to her", None),  # four errors have a red !: offered back, all four
+        ("she's listed, no red mark", "assigned-ok"),
+        # the error's own words: the catalogue names the cause (Create Users is off)
+        ("there's a red ! saying Matching user not found", "provisioning-off"),
+    ],
+)
+async def test_okta_assignments_a_red_mark_alone_is_offered_back(engine, reply, expected):
+    chat = Chat(engine)
+    await chat.say("Okta: one new user, ann@contoso.com, never shows up in Cato, others are fine. acct 4711")
+    assert (await chat.state()).pending.id == "okta-assignments"
+    await chat.say(reply)
+    s = await chat.state()
+    if expected is None:
+        assert s.pending.kind == "confirm" and len(s.pending.maybe) == 4
+        assert s.finding_for("okta-assignments") is None
+        await chat.say("3")
+        assert s.pending.maybe[2] == (await chat.state()).finding_for("okta-assignments").answer
+    elif expected == "provisioning-off":
+        assert s.cause == expected
+    else:
+        assert s.finding_for("okta-assignments").answer == expected
+
+
 async def test_still_broken_moves_to_the_next_cause(engine):
     chat = Chat(engine)
     await walk_to_resolution(chat, "okta")

@@ -39,6 +39,10 @@ class OptionScore:
     via: str
 
 
+# At most this many options are offered back in one "Do you mean …?".
+MAYBE_MAX = 4
+
+
 class ReplyReader:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
@@ -132,7 +136,10 @@ class ReplyReader:
             return None, (), "none"
         scored.sort(key=lambda s: -s.score)
         if len(scored) > 1 and scored[0].score - scored[1].score < AMBIGUITY_MARGIN:
-            return None, (scored[0].id, scored[1].id), "none"
+            # Every option the reply fits as well is offered back ("a red !" fits four errors on Okta's
+            # Assignments tab), up to MAYBE_MAX.
+            tied = [x.id for x in scored if scored[0].score - x.score < AMBIGUITY_MARGIN]
+            return None, tuple(tied[:MAYBE_MAX]), "none"
         return scored[0].id, (), scored[0].via
 
     # ---- per prompt kind ---------------------------------------------------------------------------
