@@ -90,6 +90,18 @@ async def test_an_attribute_named_in_the_opening_is_not_asked_again(engine):
     assert not any("attribute" in (t or "").lower() and "change" in (t or "").lower() for t in asked), asked
 
 
+async def test_what_the_report_settles_is_not_contradicted_by_a_guess(engine):
+    # "Department" settles it (Cato does not take that attribute); the model also read "an update that
+    # never went across" into the words, and the bot used to list both as already known.
+    chat = Chat(engine)
+    await chat.say("We changed the Department of 20 users in Entra and Cato still shows the old one. acct 4711")
+    s = await chat.state()
+    assert s.cause == "attribute-not-taken"
+    assert not s.pinned
+    known = next(r.text for r in chat.last.replies if "already tell" in r.text)
+    assert ";" not in known, known
+
+
 async def test_the_idp_is_kept_as_the_admin_named_it(engine):
     chat = Chat(engine)
     await chat.say("JumpCloud users are not showing up in Cato at all, nobody got provisioned")

@@ -99,6 +99,10 @@ class Diagnosis:
                 continue
             if ev.via == "setting" and ev.cause in confirmed:
                 continue  # its own check is in this flow and was recorded above
+            if ev.via == "statement" and confirmed and ev.cause not in confirmed:
+                # An answer in so many words already settles a cause ("we changed the department": Cato does
+                # not take it); the model's reading of another cause would only contradict it.
+                continue
             note = self._take_evidence(ctx, ev)
             if note:
                 noted.append(_lower_first(note).rstrip("."))
