@@ -3,30 +3,19 @@
 Used by the conversation tests (every symptom x cause path of the pack) and by the engine benchmark
 (questions-to-cause). It reads only the pack: for the pending check it picks the answer that confirms the
 true cause; otherwise one that rules out (or makes less likely) a different cause without touching the
-true one; otherwise "not sure".
+true one; otherwise "not sure". That rule is `admin_answer` in bot/engine/planner.py, which the engine also
+plans its questions with: one rule, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+from bot.engine.planner import admin_answer
 from knowledge.schema import Answer, Bundle, Check
 
 
 def truthful_answer(check: Check, truth: str) -> Answer:
-    confirming = [a for a in check.answers if a.confirms == truth]
-    if confirming:
-        return confirming[0]
-
-    def harmless(a: Answer) -> bool:
-        return truth not in a.rules_out and (a.confirms is None) and a.boost.get(truth, 1.0) >= 1.0
-
-    informative = [a for a in check.answers if harmless(a) and (a.rules_out or a.boost)]
-    if informative:
-        # Prefer the answer that favours the truth most.
-        return max(informative, key=lambda a: (a.boost.get(truth, 1.0), len(a.rules_out)))
-    unsure = [a for a in check.answers if a.kind == "unsure"]
-    if unsure:
-        return unsure[0]
-    return min(check.answers, key=lambda a: a.boost.get(truth, 1.0) if a.confirms is None else 0)
+    # The engine's own model of a truthful admin (bot/engine/planner.py): one rule, read from the pack.
+    return admin_answer(check, truth)
 
 
 def field_answer(field: str, case: dict) -> dict:

@@ -93,7 +93,7 @@ class Diagnosis:
             self.record(s, self.d.kb.checks[ca.check], answer, "report", None)
             noted.append(_lower_first(self.d.words.finding(answer, s.idp)).rstrip("."))
         ruled_out = {c for f in s.findings for c in (self.d.kb.answer(f.check, f.answer) or _NO_ANSWER).rules_out}
-        confirmed = self._confirmed_causes(s)
+        # `confirmed` now holds every cause pinned or confirmed so far, this message's answers included.
         for ev in r.evidence:
             if ev.via not in ("statement", "setting") or ev.cause in ruled_out:
                 continue
@@ -200,9 +200,9 @@ class Diagnosis:
             # A check the connected tenant can answer costs the admin nothing: look those up before
             # asking anything, even the flow's ask-first question — likeliest first.
             free = [
-                (utility(c, weights, total), -order, c)
+                (u, -order, c)
                 for order, c in enumerate(checks)
-                if c.id not in asked and c.id not in s.looked and looker.can_look(s, c.id) and utility(c, weights, total) > 0
+                if c.id not in asked and c.id not in s.looked and looker.can_look(s, c.id) and (u := utility(c, weights, total)) > 0
             ]
             if free:
                 return max(free, key=lambda t: t[:2])[2]

@@ -19,15 +19,14 @@ from collections.abc import Callable, Sequence
 from knowledge.schema import Answer, Check
 
 Weights = dict[str, float]
-# (is free, utility, -pack order): the likelihood rule's preference, also the tie-break here
-Key = tuple[bool, float, int]
 
 # About 650 bytes an entry; all four bench case sets (601 conversations) reach 556 states.
 CACHE_LIMIT = 4096
 
 
 def admin_answer(check: Check, cause: str) -> Answer:
-    """The answer an admin whose problem is `cause` gives to `check`, by the pack's semantics."""
+    """The answer an admin whose problem is `cause` gives to `check`, by the pack's semantics. The engine
+    plans with it, and the benchmark's simulated admin (bench/oracle.py) answers with it."""
     for a in check.answers:
         if a.confirms == cause:
             return a
@@ -39,7 +38,9 @@ def admin_answer(check: Check, cause: str) -> Answer:
     if informative:
         return max(informative, key=lambda a: (a.boost.get(cause, 1.0), len(a.rules_out)))
     unsure = [a for a in check.answers if a.kind == "unsure"]
-    return unsure[0] if unsure else check.answers[-1]
+    if unsure:
+        return unsure[0]
+    return min(check.answers, key=lambda a: a.boost.get(cause, 1.0) if a.confirms is None else 0)
 
 
 def apply(weights: Weights, answer: Answer) -> tuple[Weights, str | None]:
@@ -139,14 +140,11 @@ class Planner:
 
     def _rollout(self, flow: str, checks: Sequence[Check], weights: Weights, asked: frozenset[str], cause: str) -> int:
         """Questions the likelihood rule asks from here before it confirms something (or runs out)."""
-        asked_now = asked
         n = 0
-        while True:
-            check = self.greedy(flow, checks, weights, asked_now)
-            if check is None:
-                return n
+        while (check := self.greedy(flow, checks, weights, asked)) is not None:
             n += 1
             weights, confirmed = apply(weights, admin_answer(check, cause))
             if confirmed:
-                return n
-            asked_now = asked_now | {check.id}
+                break
+            asked = asked | {check.id}
+        return n

@@ -293,12 +293,16 @@ class Reader:
         if self.act_mode != "rules" and self.model is not None:
             p = self.model.act(norm, pending.kind, pending.id)
             m_act = max(p, key=p.__getitem__)
-            # The model decides where no rule is sure: always where the rules only fell back, else when
-            # it is sure itself. Skipping a ticket field takes a skip word, never a guess.
+            # How sure the head is of its own pick, before a refused skip becomes "unclear".
+            sure_of_pick = p[m_act]
+            # The model decides where no rule is sure: where the rules only fell back, when it is at least
+            # `act-fallback` sure of its pick; elsewhere when it is sure itself. Skipping a ticket field
+            # takes a skip word, never a guess.
             if m_act == "skip" and not sig["skip"]:
                 m_act = "unclear"
-            taken = p.get(m_act, 0.0)
-            if self.act_mode == "model" or (not sure and ((fallback and taken >= self.t["act-fallback"]) or taken >= self.t["act"])):
+            if self.act_mode == "model" or (
+                not sure and ((fallback and sure_of_pick >= self.t["act-fallback"]) or p[m_act if m_act in p else "answer"] >= self.t["act"])
+            ):
                 act, act_conf = m_act, p.get(m_act, 0.0)
         if pending.kind == "helpful" and act == "fixed":
             act = "answer"
@@ -449,9 +453,7 @@ class Reader:
                 have.add(ans.confirms)
         return out
 
-    def _open_answers(
-        self, norm: str, context: Context, ent, open_checks: tuple[str, ...], settings: list[SettingHit] = ()  # type: ignore[assignment]
-    ) -> tuple[CheckAnswer, ...]:
+    def _open_answers(self, norm: str, context: Context, ent, open_checks: tuple[str, ...], settings: list[SettingHit]) -> tuple[CheckAnswer, ...]:
         out: list[CheckAnswer] = []
         pending_check = context.pending.id if context.pending and context.pending.kind == "check" else None
         # An option's state is exact: it answers its check whether or not that check is open yet.

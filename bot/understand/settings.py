@@ -61,14 +61,14 @@ class SettingReader:
             if check.id in hits or label not in norm:
                 continue
             for m in rx.finditer(norm):
-                state = self._state(norm, m.start(), m.end())
+                left, right = self._clause(norm, m.start(), m.end())
+                state = self._state(norm, m.start(), m.end(), left, right)
                 if state is None:
                     continue
                 assert check.setting is not None
                 answer = check.setting.off if state == "off" else check.setting.on
                 if answer is not None:
-                    start, end = self._clause(norm, m.start(), m.end())
-                    hits[check.id] = SettingHit(check.id, answer, norm[start:end].strip())
+                    hits[check.id] = SettingHit(check.id, answer, norm[left:right].strip())
                 break
         return list(hits.values())
 
@@ -78,8 +78,8 @@ class SettingReader:
         nxt = _CLAUSE.search(norm, end)
         return left, (nxt.start() if nxt else len(norm))
 
-    def _state(self, norm: str, start: int, end: int) -> str | None:
-        left, right = self._clause(norm, start, end)
+    def _state(self, norm: str, start: int, end: int, left: int, right: int) -> str | None:
+        """"off", "on" or None for the option named at norm[start:end], in the clause norm[left:right]."""
         if right < len(norm) and norm[right] == "?":
             return None  # asked, not stated
         # Another option named later in the clause owns the words after it.
