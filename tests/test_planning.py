@@ -135,3 +135,50 @@ async def test_an_option_said_on_answers_its_check_so_it_is_not_asked():
     finding = state.finding_for("updates-allowed")
     assert finding is not None and finding.answer == "allowed"
     assert state.pending is None or state.pending.id != "updates-allowed"
+
+
+# ---- one look that tells causes apart ------------------------------------------------------------
+
+
+async def _walk(opening: str, clicks: dict[str, str]) -> Chat:
+    """Answer each check by button from `clicks` (check id -> answer id) until the engine names a cause."""
+    chat = Chat(Engine(BUNDLE, MemoryStore()))
+    await chat.say(opening)
+    for _ in range(8):
+        s = await chat.state()
+        if s.cause or s.pending is None or s.pending.kind != "check":
+            break
+        await chat.click(f"{s.pending.id}:{clicks[s.pending.id or '']}")
+    return chat
+
+
+async def test_okta_a_user_missing_from_the_assignments_tab_may_be_nested():
+    # Not listed is not yet "not assigned": a user only in a nested group is missing there just the same.
+    chat = await _walk(
+        "Okta: one new user, ann@contoso.com, never shows up in Cato, others are fine. acct 4711",
+        {"okta-assignments": "not-listed", "app-assignment": "listed", "direct-or-nested": "nested", "scope-filter": "included"},
+    )
+    s = await chat.state()
+    assert s.cause == "nested-groups"
+    assert [f.check for f in s.findings][:1] == ["okta-assignments"]
+
+
+async def test_okta_a_listed_user_without_a_mark_is_not_asked_about_nesting_or_group_rules():
+    chat = await _walk(
+        "Okta: one new user, ann@contoso.com, never shows up in Cato, others are fine. acct 4711",
+        {"okta-assignments": "assigned-ok", "user-active": "inactive", "sdp-licence-events": "no", "okta-tasks": "no-task", "cma-missing-objects": "users"},
+    )
+    s = await chat.state()
+    asked = [f.check for f in s.findings]
+    assert "direct-or-nested" not in asked and "scope-filter" not in asked, asked
+    assert s.cause == "user-inactive"
+
+
+async def test_onelogin_a_failed_status_that_says_conflict_names_the_duplicate():
+    chat = await _walk(
+        "OneLogin -> Cato: one user, bo@contoso.com, never arrives, the rest do. acct 4711",
+        {"onelogin-user-status": "failed-conflict", "assignment-membership": "direct", "scope-filter": "included", "cma-missing-objects": "users"},
+    )
+    s = await chat.state()
+    assert s.cause == "duplicate-conflict"
+    assert "scope-filter" not in [f.check for f in s.findings]
