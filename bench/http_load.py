@@ -1,7 +1,7 @@
 """HTTP load benchmark: signed Slack events and Teams activities against a running `scim-help serve`.
 
     python -m bench.http_load [--stores sqlite,redis] [--rates 50,200,500] [--duration 10]
-                              [--concurrency 1,50,200] [--closed-duration 6] [--workers N] [--json OUT]
+                              [--concurrency 1,50,200] [--closed-duration 6] [--workers N] [--processors M] [--json OUT]
 
 Everything runs on 127.0.0.1 only:
 - the server is a real `scim-help serve` subprocess (SQLite in a temporary directory, or Redis — a
@@ -54,7 +54,7 @@ from tests.support.procs import RedisProcess, ServerProcess, base_env, free_port
 # ---- orchestration ---------------------------------------------------------------------------------------
 
 
-def _server_env(store: str, data_dir: Path, fakes: FakesProcess, redis_url: str | None, workers: int) -> dict[str, str]:
+def _server_env(store: str, data_dir: Path, fakes: FakesProcess, redis_url: str | None, workers: int, processors: int = 0) -> dict[str, str]:
     extra = {
         "SLACK_BOT_TOKEN": P.BOT_TOKEN,
         "SLACK_SIGNING_SECRET": P.SIGNING_SECRET,
@@ -66,18 +66,22 @@ def _server_env(store: str, data_dir: Path, fakes: FakesProcess, redis_url: str 
         extra["SCIM_HELP_REDIS_URL"] = redis_url
     if workers > 1:
         extra["SCIM_HELP_WORKERS"] = str(workers)
+    if processors:
+        extra["SCIM_HELP_PROCESSORS"] = str(processors)
     return base_env(data_dir, **extra)
 
 
 async def run_store(store: str, args: argparse.Namespace, fakes: FakesProcess, expected: Expected) -> dict[str, Any]:
     workers = args.workers_by_store.get(store, 1)
+    processors = args.processors_by_store.get(store, 0)
     tmp = Path(tempfile.mkdtemp(prefix=f"scim-help-bench-{store}-"))
     redis: RedisProcess | None = None
     if store == "redis":
         redis = RedisProcess().start()
     server_args: tuple[str, ...] = ("--workers", str(workers)) if workers > 1 else ()
-    server = ServerProcess(_server_env(store, tmp / "data", fakes, redis.url if redis else None, workers), port=free_port(), args=server_args, cwd=tmp)
-    out: dict[str, Any] = {"store": store, "workers": workers, "open_loop": [], "closed_loop": []}
+    env = _server_env(store, tmp / "data", fakes, redis.url if redis else None, workers, processors)
+    server = ServerProcess(env, port=free_port(), args=server_args, cwd=tmp)
+    out: dict[str, Any] = {"store": store, "workers": workers, "processors": processors, "open_loop": [], "closed_loop": []}
     rss = RssSampler()
     others = _OtherCpu(fakes, redis)
     try:
@@ -209,6 +213,7 @@ async def evaluate_async(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "closed_duration_s": args.closed_duration,
             "workers": args.workers_by_store,
+            "processors": args.processors_by_store,
             "channels": args.channels,
         },
         "stores": results,
@@ -224,6 +229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--concurrency", default="1,50,200")
     ap.add_argument("--closed-duration", type=float, default=6.0)
     ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "1"), help="server processes: N, or per store as sqlite=1,redis=2")
+    ap.add_argument("--processors", default=os.environ.get("SCIM_HELP_BENCH_PROCESSORS", "0"), help="Slack processor processes: M, or per store as sqlite=2,redis=2")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="record the server with py-spy into this directory")
     ap.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
@@ -232,12 +238,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.channels = [s for s in args.channels.split(",") if s]
     args.rates = [float(x) for x in args.rates.split(",") if x]
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
-    spec = str(args.workers)
-    if "=" in spec:
-        args.workers_by_store = {k.strip(): int(v) for k, v in (p.split("=") for p in spec.split(",") if p.strip())}
-    else:
-        args.workers_by_store = {s: int(spec) for s in args.stores}
+    args.workers_by_store = _per_store(str(args.workers), args.stores)
+    args.processors_by_store = _per_store(str(args.processors), args.stores)
     return args
+
+
+def _per_store(spec: str, stores: list[str]) -> dict[str, int]:
+    """A count per store from "2" (every store) or "sqlite=1,redis=2"."""
+    if "=" in spec:
+        return {k.strip(): int(v) for k, v in (p.split("=") for p in spec.split(",") if p.strip())}
+    return {s: int(spec) for s in stores}
 
 
 def evaluate(argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Every benchmark in one run, written to bench/RESULTS.md (`./dev bench`).
 
-    python -m bench.run_all [--quick] [--workers N] [--skip classify,engine,graph,http] [--out bench/RESULTS.md]
+    python -m bench.run_all [--quick] [--workers N] [--processors M] [--skip classify,engine,graph,http] [--out bench/RESULTS.md]
 
 1. classification — accuracy and latency of scim-help and the MiniLM nearest-neighbour baseline, side by
    side (bench.classify_eval.evaluate);
@@ -197,13 +197,15 @@ def section_http(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool, 
         "",
         f"Open loop: fixed arrival rates for {cfg['duration_s']:g} s each; latencies from the scheduled arrival. "
         f"Closed loop: {', '.join(str(c) for c in cfg['concurrency'])} concurrent clients for {cfg['closed_duration_s']:g} s each. "
-        f"Server workers: {', '.join(f'{k} {v}' for k, v in cfg['workers'].items())}. Platforms: the recorder fakes in their own process. "
+        f"Server workers: {', '.join(f'{k} {v}' for k, v in cfg['workers'].items())}; Slack processors: "
+        f"{', '.join(f'{k} {v}' for k, v in cfg.get('processors', {}).items()) or 'none'}. Platforms: the recorder fakes in their own process. "
         "CPU seconds are per phase (send and drain); the generator, the fakes and redis-server share the two CPUs with the server, "
         "and steal is time the hypervisor gave to other machines.",
         "",
     ]
     for st in res["stores"]:
-        out += [f"### Store: {st['store']} ({st['workers']} worker{'s' if st['workers'] > 1 else ''})", ""]
+        shape = f"{st['workers']} worker{'s' if st['workers'] > 1 else ''}" + (f" + {st['processors']} Slack processors" if st.get("processors") else "")
+        out += [f"### Store: {st['store']} ({shape})", ""]
         out += [
             "| channel | rate /s | events | ack p50 / p99 / max ms | answered exactly once | answer p50 / p99 / max ms | within 2 s | server CPU s | generator / fakes / redis CPU s | steal s | peak RSS MB (largest process) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -264,6 +266,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs (2 s per rate, no baseline): a smoke test, not numbers to publish")
     ap.add_argument("--workers", default=os.environ.get("SCIM_HELP_BENCH_WORKERS", "sqlite=2,redis=2"), help="server processes for the HTTP bench: N or per store (default 2 each: one per core, as docker-compose runs Redis)")
+    ap.add_argument("--processors", default=os.environ.get("SCIM_HELP_BENCH_PROCESSORS", "sqlite=2,redis=2"), help="Slack processor processes for the HTTP bench: M or per store (default 2 each, as docker-compose runs)")
     ap.add_argument("--skip", default="", help="comma-separated: classify, engine, graph, http")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write every number as JSON")
@@ -318,7 +321,7 @@ def _http(args: argparse.Namespace, report: dict[str, Any]) -> Section:
     print("== HTTP ==", flush=True)
     from bench import http_load
 
-    hargs = ["--workers", str(args.workers)]
+    hargs = ["--workers", str(args.workers), "--processors", str(args.processors)]
     if args.quick:
         hargs += ["--duration", "2", "--closed-duration", "2"]
     res = asyncio.run(http_load.evaluate_async(http_load.parse_args(hargs)))

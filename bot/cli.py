@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="server processes sharing the port and store (default: SCIM_HELP_WORKERS or 1)")
+    serve.add_argument(
+        "--processors",
+        type=int,
+        help="processes that run Slack's requests while the workers only acknowledge them (default: SCIM_HELP_PROCESSORS or 0)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")

@@ -17,17 +17,25 @@ Where the numbers come from:
   late).
 
 Labels are bounded: channel is a Literal, symptom/cause/outcome are pack ids (or "none").
+
+Several processes (`serve --workers N --processors M`): each process the supervisor forks keeps its
+counters, histograms and gauges in files of one private directory (prometheus_client's multiprocess mode,
+`share_between_processes`), and /metrics on whichever worker answers the scrape adds up every process's:
+turns run in a processor and turns run in the other worker are counted too. The admission gauges are the
+answering worker's own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from bot.admission import Gate
@@ -102,8 +110,11 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
-        self.store_up = Gauge("scim_help_store_up", "1 when the last store ping/operation succeeded.", registry=r)
-        self.in_flight = Gauge("scim_help_turns_in_flight", "Turns being handled right now.", registry=r)
+        # Several processes: the store is down if it is down for any live one; turns in flight add up.
+        self.store_up = Gauge(
+            "scim_help_store_up", "1 when the last store ping/operation succeeded.", registry=r, multiprocess_mode="livemin"
+        )
+        self.in_flight = Gauge("scim_help_turns_in_flight", "Turns being handled right now.", registry=r, multiprocess_mode="livesum")
         self.store_up.set(1)
         self.gates = _GateCollector()
         r.register(self.gates)
@@ -146,7 +157,24 @@ class Metrics:
             self.feedback.labels(symptom, "yes" if new.helpful else "no").inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get(SHARED_DIR)
+        if not shared:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry(auto_describe=True)
+        MultiProcessCollector(every_process, path=shared)
+        every_process.register(self.gates)
+        return generate_latest(every_process)
+
+
+# prometheus_client's variable for the directory of the processes' metric files.
+SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_processes(directory: str) -> None:
+    """In a process the supervisor forked, before any Metrics exist: keep every value in a file of
+    `directory`, where /metrics on any worker reads them all."""
+    os.environ[SHARED_DIR] = directory
+    values.ValueClass = values.MultiProcessValue()
 
 
 class _GateCollector(Collector):

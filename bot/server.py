@@ -433,6 +433,8 @@ def run_server(args: argparse.Namespace) -> int:
         overrides["knowledge"] = args.knowledge
     if getattr(args, "workers", None) is not None:
         overrides["workers"] = args.workers
+    if getattr(args, "processors", None) is not None:
+        overrides["processors"] = args.processors
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -451,12 +453,13 @@ def run_server(args: argparse.Namespace) -> int:
         if problem:
             print(f"scim-help: invalid configuration:\n  SCIM_HELP_DATA_DIR: {problem}", file=sys.stderr)
             return 2
-    if settings.workers > 1:
+    if settings.workers > 1 or settings.processors:  # (the supervisor says when processors are ignored)
         from bot.workers import run_workers
 
         return run_workers(
             settings,
             serve=_serve,
+            process=_process,
             create=create_runtime,
             knowledge_error=_knowledge_error,
             listen_error=_listen_error,
@@ -493,6 +496,8 @@ def _serve(settings: Settings, runtime: Runtime, sock: socket.socket, port: int,
         else:
             print(f"scim-help is running on {url}", flush=True)
         workers = f"workers: {settings.workers} | " if settings.workers > 1 else ""
+        if settings.slack_processors:
+            workers += f"slack processors: {settings.slack_processors} | "
         print(
             f"  channels: {', '.join(channels) or 'none'} | store: {settings.store} | {workers}"
             f"health: {url}healthz {url}readyz | metrics: {url}metrics | Ctrl+C to stop",
@@ -508,6 +513,33 @@ def _serve(settings: Settings, runtime: Runtime, sock: socket.socket, port: int,
         handle_signals=True,
     )
     log.info("stopped", extra={"worker": worker} if worker else None)
+
+
+def _process(settings: Settings, runtime: Runtime, label: str) -> None:
+    """A processor process (bot/workers.py): runs the Slack requests the workers record, until SIGTERM,
+    then lets those in progress finish (SCIM_HELP_SHUTDOWN_TIMEOUT); what is left stays recorded."""
+    asyncio.run(_processing(runtime, label))
+
+
+async def _processing(runtime: Runtime, label: str) -> None:
+    import signal
+
+    from bot.channels.slack import processor
+
+    floor_library_logs()
+    slack = processor(Conversations(runtime))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await slack.start()
+    try:
+        await stop.wait()
+    finally:
+        await slack.stop()
+        await slack.close()
+        await runtime.close()
+        log.info("stopped", extra={"worker": label})
 
 
 def _data_dir_problem(settings: Settings) -> str | None:

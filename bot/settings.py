@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     allowed_origins: str = Field("", validation_alias="SCIM_HELP_ALLOWED_ORIGINS")
     # Server processes sharing the port (SO_REUSEPORT) and the store: one event loop per CPU core.
     workers: int = Field(1, ge=1, le=64, validation_alias="SCIM_HELP_WORKERS")
+    # Processes that only run Slack's recorded requests (0: each worker runs what it records). With
+    # processors, the workers only record and acknowledge, so an ack never waits behind a turn.
+    processors: int = Field(0, ge=0, le=64, validation_alias="SCIM_HELP_PROCESSORS")
 
     # -- Slack -----------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -199,6 +202,12 @@ class Settings(BaseSettings):
     @property
     def slack_channel_ids(self) -> set[str]:
         return {c.strip() for c in self.slack_channels.split(",") if c.strip()}
+
+    @property
+    def slack_processors(self) -> int:
+        """Processor processes to run: they run Slack's Events API requests, so none without Slack over
+        HTTP (`serve` then says SCIM_HELP_PROCESSORS is ignored)."""
+        return self.processors if self.slack_bot_token is not None and self.slack_mode == "http" else 0
 
     @property
     def slack_enabled(self) -> bool:

@@ -7,8 +7,16 @@ supervises: SIGTERM/SIGINT are passed on (each worker drains its turns in flight
 the others are stopped and the exit status says so, for the supervisor (docker, Kubernetes, systemd) to
 restart the whole server. Workers die with it, even on SIGKILL (PR_SET_PDEATHSIG).
 
-The server module hands in what a worker runs (`serve`), how it makes its runtime (`create`) and how
-start-up errors are reported, so this module imports nothing of the HTTP server.
+With `--processors M` (SCIM_HELP_PROCESSORS) it also runs M processor processes: no port, they run the
+Slack requests the workers record (bot/channels/slack/inbox.py), woken through a pipe made here before
+the forks (bot/doorbell.py). They run at a lower CPU priority (PROCESSOR_NICE) than the workers: a worker
+only verifies, records and acknowledges, and when the two cores are short that ack must not wait for the
+turns (Slack gives up after 3 s and retries; the ack target is 50 ms at p99), while an answer a few
+hundred milliseconds later is fine.
+
+The server module hands in what a worker runs (`serve`), what a processor runs (`process`), how both make
+their runtime (`create`) and how start-up errors are reported, so this module imports nothing of the
+HTTP server.
 """
 
 from __future__ import annotations
@@ -16,14 +24,18 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from bot import doorbell
+from bot.metrics import share_between_processes
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.loader import KnowledgeError, load_pack
@@ -31,6 +43,11 @@ from knowledge.loader import KnowledgeError, load_pack
 log = logging.getLogger("scim_help.server")
 
 Serve = Callable[[Settings, Runtime, socket.socket, int, str], None]
+Process = Callable[[Settings, Runtime, str], None]
+
+# A processor's niceness over the workers' (man 2 nice): under CFS/EEVDF a waking worker then gets a core
+# ahead of the processors' turns instead of sharing it with them.
+PROCESSOR_NICE = 10
 
 
 def reuseport_socket(host: str, port: int, listen: bool) -> socket.socket:
@@ -48,6 +65,7 @@ def run_workers(
     settings: Settings,
     *,
     serve: Serve,
+    process: Process,
     create: Callable[[Settings], Runtime],
     knowledge_error: Callable[[KnowledgeError], int],
     listen_error: Callable[[Settings, OSError], int],
@@ -67,38 +85,71 @@ def run_workers(
         return listen_error(settings, exc)
     port = holder.getsockname()[1]
     preload()  # heavy imports once, before forking: the workers share those pages and start faster
-    children = {_fork_worker(settings, serve, create, holder, port, n): n for n in range(settings.workers)}
-    log.info("workers started", extra={"workers": settings.workers, "port": port})
+    if settings.processors and not settings.slack_processors:
+        log.warning("SCIM_HELP_PROCESSORS ignored: processors run Slack's Events API requests, and Slack over http is off")
+    if settings.slack_processors:
+        doorbell.inherited = doorbell.Doorbell()
+    # Every process's metrics in one private directory, summed by /metrics on any worker (bot/metrics.py).
+    shared_metrics = tempfile.mkdtemp(prefix="scim-help-metrics-")
+    children = {
+        _fork(str(n), shared_metrics, _worker(settings, serve, create, holder, port, str(n))): str(n) for n in range(settings.workers)
+    }
+    for n in range(settings.slack_processors):
+        label = f"processor-{n}"
+        children[_fork(label, shared_metrics, _processor(settings, process, create, holder, label))] = label
+    log.info("workers started", extra={"workers": settings.workers, "processors": settings.slack_processors, "port": port})
     failed = _supervise(children)
     holder.close()
+    shutil.rmtree(shared_metrics, ignore_errors=True)
     log.info("stopped")
     return 1 if failed else 0
 
 
-def _fork_worker(settings: Settings, serve: Serve, create: Callable[[Settings], Runtime], holder: socket.socket, port: int, n: int) -> int:
+def _worker(
+    settings: Settings, serve: Serve, create: Callable[[Settings], Runtime], holder: socket.socket, port: int, label: str
+) -> Callable[[], None]:
+    def run() -> None:
+        holder.close()
+        runtime = create(settings)
+        sock = reuseport_socket(settings.host, port, listen=True)
+        serve(settings, runtime, sock, port, label)
+
+    return run
+
+
+def _processor(
+    settings: Settings, process: Process, create: Callable[[Settings], Runtime], holder: socket.socket, label: str
+) -> Callable[[], None]:
+    def run() -> None:
+        holder.close()
+        os.nice(PROCESSOR_NICE)
+        process(settings, create(settings), label)
+
+    return run
+
+
+def _fork(label: str, shared_metrics: str, run: Callable[[], None]) -> int:
     pid = os.fork()
     if pid:
         return pid
-    status = 1  # the worker: it reports and exits, never returns into the parent's code
+    status = 1  # the child: it reports and exits, never returns into the parent's code
     try:
         _die_with_parent()
         # Own process group: a terminal's Ctrl+C reaches the supervisor only, which passes on one SIGTERM
         # (two signals would cut a worker's graceful shutdown short).
         os.setpgid(0, 0)
-        holder.close()
-        runtime = create(settings)
-        sock = reuseport_socket(settings.host, port, listen=True)
-        serve(settings, runtime, sock, port, str(n))
+        share_between_processes(shared_metrics)
+        run()
         status = 0
     except web.GracefulExit:
         status = 0
     except BaseException:
-        log.exception("worker failed", extra={"worker": str(n)})
+        log.exception("worker failed", extra={"worker": label})
     finally:
         os._exit(status)
 
 
-def _supervise(children: dict[int, int]) -> bool:
+def _supervise(children: dict[int, str]) -> bool:
     """Pass SIGTERM/SIGINT on to the workers; when one dies unasked, stop the others. True if one failed."""
     stopping = False
 

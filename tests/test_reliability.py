@@ -53,11 +53,12 @@ def sqlite_stack(tmp_path: Path, fakes: FakesProcess):
 
 
 def _stack(kind: str, request, tmp_path: Path, fakes: FakesProcess) -> Stack:
-    workers = 2 if kind.endswith("x2") else 1
+    workers = 2 if kind.endswith(("x2", "processors")) else 1
+    processors = 2 if kind.endswith("processors") else 0
     if kind.startswith("redis"):
         url = request.getfixturevalue("redis_url")
-        return Stack(tmp_path, store="redis", redis_url=url, fakes=fakes, workers=workers)
-    return Stack(tmp_path, store="sqlite", fakes=fakes, workers=workers)
+        return Stack(tmp_path, store="redis", redis_url=url, fakes=fakes, workers=workers, processors=processors)
+    return Stack(tmp_path, store="sqlite", fakes=fakes, workers=workers, processors=processors)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -66,9 +67,10 @@ def any_stack(request, tmp_path: Path, fakes: FakesProcess):
         yield s
 
 
-@pytest.fixture(params=["sqlite", "redis", "sqlite-workers-x2", "redis-workers-x2"])
+@pytest.fixture(params=["sqlite", "redis", "sqlite-workers-x2", "redis-workers-x2", "sqlite-processors", "redis-processors"])
 def stack_with_workers(request, tmp_path: Path, fakes: FakesProcess):
-    """Also `serve --workers 2`: two processes on one port sharing the store."""
+    """Also `serve --workers 2`: two processes on one port sharing the store; and `--processors 2`, where
+    two more processes run the Slack requests the workers record."""
     with _stack(request.param, request, tmp_path, fakes) as s:
         yield s
 
@@ -221,17 +223,21 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_turn(sqlite_stack: Stack):
 BURST = 300
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "sqlite-processors", "redis-processors"])
 def test_sigkill_during_a_slack_burst_every_acknowledged_event_is_answered_once(kind: str, tmp_path: Path, fakes: FakesProcess):
     """Break 6: 300 signed events, all answered 200, SIGKILL at 0.35 s: 55 answered, the other 245 never
     (Slack does not resend an event it got a 200 for). Now an event is acknowledged only once the inbox has
     it, and after the restart every acknowledged event is answered exactly once; an event whose request
     died with the server is answered at most once. Redis: a throwaway redis-server, so no other test's
-    server can take over this one's entries."""
-    if kind == "redis" and not RedisProcess.available():
+    server can take over this one's entries. "-processors": `serve --workers 2 --processors 2`, where the
+    workers only record and acknowledge, and the whole process group dies with the SIGKILL."""
+    store, _, split = kind.partition("-")
+    if store == "redis" and not RedisProcess.available():
         pytest.skip("redis-server is not installed")
-    redis = RedisProcess().start() if kind == "redis" else None
-    stack = Stack(tmp_path, store=kind, redis_url=redis.url if redis else None, fakes=fakes)
+    redis = RedisProcess().start() if store == "redis" else None
+    stack = Stack(
+        tmp_path, store=store, redis_url=redis.url if redis else None, fakes=fakes, workers=2 if split else 1, processors=2 if split else 0
+    )
     try:
         stack.start()
         warm = f"D{uuid.uuid4().hex[:10].upper()}"

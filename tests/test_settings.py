@@ -125,6 +125,19 @@ def test_cross_field_rules_name_the_missing_setting(settings, monkeypatch):
         load_settings()
 
 
+def test_processors_run_only_with_slack_over_http(settings, monkeypatch):
+    """Processor processes run Slack's recorded Events API requests: without Slack (or with Socket Mode)
+    none is started, so one docker-compose file serves deployments with and without Slack."""
+    monkeypatch.setenv("SCIM_HELP_PROCESSORS", "2")
+    assert load_settings().slack_processors == 0
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s" * 20)
+    assert load_settings().slack_processors == 2
+    monkeypatch.setenv("SCIM_HELP_SLACK_MODE", "socket")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    assert load_settings().slack_processors == 0
+
+
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-111-222-SeCrEtBoTtOkEn",
     "SLACK_SIGNING_SECRET": "5ign1ngS3cretValue0000",

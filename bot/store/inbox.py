@@ -15,6 +15,10 @@ takes the request over (`reclaim`) and processes it.
             too (XAUTOCLAIM)
     memory  in-process, for tests and the terminal: the same contract without durability
 
+With processor processes (`serve --processors M`) the recording workers do not process: `put(held=False)`
+records an entry that no process holds yet, and a processor takes it (`claim`), oldest first. Such an
+entry still nobody claimed after LEASE seconds is taken over by `reclaim` like an abandoned one.
+
 `put` also de-duplicates: a request whose key (an event id, a signed request's timestamp and signature)
 was recorded within `seen_ttl` seconds is not recorded again. `done` can drop records (a channel's
 outbox) in the same round trip.
@@ -51,9 +55,14 @@ class Entry:
 
 class Inbox(abc.ABC):
     @abc.abstractmethod
-    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
-        """Record a request, held by this process; None when `key` was recorded before (a redelivery).
-        InboxFull when `limit` entries are already waiting (0: no limit)."""
+    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0, held: bool = True) -> Entry | None:
+        """Record a request, held by this process (`held=False`: by nobody yet, for a processor to
+        `claim`); None when `key` was recorded before (a redelivery). InboxFull when `limit` entries are
+        already waiting (0: no limit). One process records either always held or always unheld."""
+
+    @abc.abstractmethod
+    async def claim(self, limit: int) -> list[Entry]:
+        """Up to `limit` entries recorded unheld, oldest first, now held by this process."""
 
     @abc.abstractmethod
     async def done(self, entry: Entry, drop: Sequence[tuple[str, str]] = ()) -> None:
@@ -136,9 +145,10 @@ class MemoryInbox(Inbox):
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self._entries: dict[str, tuple[Entry, float]] = {}
+        self._unheld: set[str] = set()
         self._ids = itertools.count(1)
 
-    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
+    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0, held: bool = True) -> Entry | None:
         if limit and len(self._entries) >= limit:
             raise InboxFull()
         if not await self.store.claim(f"inbox:{key}", seen_ttl):
@@ -146,10 +156,21 @@ class MemoryInbox(Inbox):
         now = self.store.clock()
         entry = Entry(str(next(self._ids)), payload, 1, now)
         self._entries[entry.id] = (entry, now + LEASE)
+        if not held:
+            self._unheld.add(entry.id)
         return entry
+
+    async def claim(self, limit: int) -> list[Entry]:
+        ids = sorted(self._unheld, key=int)[:limit]
+        until = self.store.clock() + LEASE
+        for entry_id in ids:
+            self._unheld.discard(entry_id)
+            self._entries[entry_id] = (self._entries[entry_id][0], until)
+        return [self._entries[i][0] for i in ids]
 
     async def done(self, entry: Entry, drop: Sequence[tuple[str, str]] = ()) -> None:
         self._entries.pop(entry.id, None)
+        self._unheld.discard(entry.id)
         for kind, key in drop:
             await self.store.delete_record(kind, key)
 
@@ -164,6 +185,7 @@ class MemoryInbox(Inbox):
         out: list[Entry] = []
         for entry, expires in list(self._entries.values()):
             if expires < now and len(out) < limit:
+                self._unheld.discard(entry.id)
                 entry.attempts += 1
                 self._entries[entry.id] = (entry, now + LEASE)
                 out.append(entry)

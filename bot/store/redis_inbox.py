@@ -2,7 +2,8 @@
 
 Each process is a consumer named like a SQLite lease holder (host, pid namespace, pid, a token). `put`
 de-duplicates, adds the entry and delivers it to the recording consumer in one script, so the entry is in
-that consumer's pending list (PEL) from the moment it is acknowledged. `done` acknowledges and deletes it,
+that consumer's pending list (PEL) from the moment it is acknowledged; recorded unheld (`held=False`, for
+processor processes) it is only added, and a processor's `claim` reads it for itself (XREADGROUP). `done` acknowledges and deletes it,
 so the stream holds only entries not yet processed and its length bounds the backlog.
 
 A consumer is alive while its key `inbox-alive:<consumer>` exists (refreshed every ALIVE / 3 s by `renew`,
@@ -56,7 +57,7 @@ for i = 2, #KEYS do
     added = added + 1
   end
 end
-if added > 0 then
+if added > 0 and ARGV[1] ~= '' then
   redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', added, 'STREAMS', KEYS[1], '>')
 end
 return out
@@ -96,20 +97,23 @@ class RedisInbox(Inbox):
         self._put = self.r.register_script(_PUT)
         self._done = self.r.register_script(_DONE)
         self._alive_at = 0.0
-        self._puts: Batcher[tuple[str, str, int, int], Entry | None] = Batcher(self._put_batch)
+        self._puts: Batcher[tuple[str, str, int, int, bool], Entry | None] = Batcher(self._put_batch)
         self._dones: Batcher[tuple[str, tuple[tuple[str, str], ...]], None] = Batcher(self._done_batch)
 
     def _alive_key(self, consumer: str) -> str:
         return self.store._k("inbox-alive", self.box, consumer)
 
-    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
-        return await self._puts.submit((key, payload, seen_ttl, limit))
+    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0, held: bool = True) -> Entry | None:
+        return await self._puts.submit((key, payload, seen_ttl, limit, held))
 
-    async def _put_batch(self, items: list[tuple[str, str, int, int]]) -> list[Entry | None | Exception]:
+    async def _put_batch(self, items: list[tuple[str, str, int, int, bool]]) -> list[Entry | None | Exception]:
+        # XREADGROUP delivers the oldest undelivered entries, not necessarily the ones just added: a process
+        # records either always held or always unheld (bot/store/inbox.py), so a batch is all one or the other.
+        held = items[0][4]
         now = time.time()
         keys = [self.stream, *(self.store._k("claim", f"inbox:{self.box}:{key}") for key, *_ in items)]
-        args: list[str | float | int] = [self.consumer, now]
-        for _, payload, seen_ttl, limit in items:
+        args: list[str | float | int] = [self.consumer if held else "", now]
+        for _, payload, seen_ttl, limit, _ in items:
             args += [payload, seen_ttl, limit]
         try:
             await self._say_alive(now)
@@ -117,7 +121,7 @@ class RedisInbox(Inbox):
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         out: list[Entry | None | Exception] = []
-        for (_, payload, _, _), result in zip(items, got):
+        for (_, payload, _, _, _), result in zip(items, got):
             result = str(result)
             out.append(InboxFull() if result == "-1" else None if result == "0" else Entry(result, payload, 1, now))
         return out
@@ -137,6 +141,19 @@ class RedisInbox(Inbox):
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return [None] * len(items)
+
+    async def claim(self, limit: int) -> list[Entry]:
+        try:
+            await self._say_alive(time.time())
+            got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return []  # nothing recorded since Redis started
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
+        return [_entry(i, fields, 1) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]
 
     async def _say_alive(self, now: float, force: bool = False) -> None:
         if force or now - self._alive_at > ALIVE / 3:
@@ -194,6 +211,17 @@ class RedisInbox(Inbox):
         return [_entry(i, fields, 2) for i, fields in got[1] if fields]
 
     async def _undelivered(self, limit: int) -> list[Entry]:
+        """Entries recorded unheld that no processor claimed within LEASE (none is running). XREADGROUP
+        takes the oldest undelivered ones: they are taken only when the oldest is that old, so a sweep
+        never takes fresh entries from under the processors."""
+        groups = await self.r.xinfo_groups(self.stream)
+        last = next((str(g.get("last-delivered-id")) for g in groups if g.get("name") == GROUP), "0-0")
+        oldest = await self.r.xrange(self.stream, min=f"({last}", count=1)
+        if not oldest:
+            return []
+        recorded_ms = int(str(oldest[0][0]).partition("-")[0])
+        if time.time() * 1000 - recorded_ms < LEASE * 1000:
+            return []
         got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
         # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
         return [_entry(i, fields, 2) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]

@@ -7,7 +7,8 @@ waiting blocks nothing else. Handing every statement to a thread cost two cross-
 (a futex wake to the thread, the loop's self-pipe back); on a VM where waking an idle vCPU takes an IPI,
 that was ~70 µs of held GIL per hand-off, ~30 % of a Slack worker's CPU, and more than the statement
 itself (tens of µs in WAL mode). Taken at once, the lock means the loop never waits for another process:
-at worst it runs this process's own short statement.
+at worst it runs this process's own short statement; SQLite's own busy wait (a foreign process, such as
+a backup tool, holding the database) is allowed only on the thread.
 
 The store keeps two such files: the conversations, leases and records, and the Slack inbox beside them
 (bot/store/sqlite_inbox.py). The inbox has a file of its own because recording an event is what Slack's
@@ -32,6 +33,10 @@ from bot.store.db_thread import DBThread
 
 T = TypeVar("T")
 
+# How long a statement on the file's thread waits for SQLite's own locks (ms). On the loop's thread: not at
+# all; a busy database sends the statement to the thread instead.
+BUSY_WAIT_MS = 5000
+
 
 class SQLiteFile:
     def __init__(self, path: Path, schema: str, thread_name: str, *, on_open: Callable[[sqlite3.Connection], None] | None = None) -> None:
@@ -53,7 +58,7 @@ class SQLiteFile:
                     self._gate = os.open(self.path.with_name(self.path.name + "-gate"), os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
                 raise sqlite3.OperationalError(f"cannot prepare {self.path}: {exc.strerror or exc}") from exc
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=BUSY_WAIT_MS / 1000, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
@@ -61,6 +66,7 @@ class SQLiteFile:
                 if self._on_open is not None:
                     with self._locked():
                         self._on_open(conn)
+                conn.execute("PRAGMA busy_timeout=0")  # the thread's statements set it (`run`)
             except BaseException:
                 # Not kept half-open: the next call connects again and repeats what failed.
                 conn.close()
@@ -87,7 +93,11 @@ class SQLiteFile:
                     # other process is done, where SQLite's busy handler sleeps 1, 2, 5, 10 … 100 ms between
                     # tries (Slack's ack at 500 events/s over two workers waited through those sleeps).
                     with self._locked():
-                        return fn(conn)
+                        conn.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
+                        try:
+                            return fn(conn)
+                        finally:
+                            conn.execute("PRAGMA busy_timeout=0")
                 except sqlite3.Error as exc:
                     raise StoreUnavailable(f"sqlite: {exc}") from exc
 
@@ -108,6 +118,12 @@ class SQLiteFile:
                 return False, None
             try:
                 return True, fn(conn)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    # Held outside our lock (another program). Nothing was written: a write begins with the
+                    # lock that failed, and the batches here are transactions. Wait on the thread.
+                    return False, None
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
             finally:

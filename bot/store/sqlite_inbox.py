@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS inbox_by_expiry ON inbox(box, expires_at);
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 """
 
-_Put = tuple[str, str, int, int]  # key, payload, seen_ttl, limit
+_Put = tuple[str, str, int, int, bool]  # key, payload, seen_ttl, limit, held
 _Done = tuple[int, tuple[tuple[str, str], ...]]  # entry id, records to drop
 # Expired request keys are removed every PURGE_EVERY recordings, not on each.
 PURGE_EVERY = 500
@@ -77,16 +77,16 @@ class SQLiteInbox(Inbox):
         self._puts: Batcher[_Put, Entry | None] = Batcher(self._put_batch)
         self._dones: Batcher[_Done, None] = Batcher(self._done_batch)
 
-    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0) -> Entry | None:
-        return await self._puts.submit((key, payload, seen_ttl, limit))
+    async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0, held: bool = True) -> Entry | None:
+        return await self._puts.submit((key, payload, seen_ttl, limit, held))
 
     async def _put_batch(self, items: list[_Put]) -> list[Entry | None | Exception]:
         def q(c: sqlite3.Connection) -> list[Entry | None | Exception]:
             now = self.store.clock()
             out: list[Entry | None | Exception] = []
             with _transaction(c):
-                waiting = self._waiting(c, max(limit for *_, limit in items))
-                for key, payload, seen_ttl, limit in items:
+                waiting = self._waiting(c, max(limit for _, _, _, limit, _ in items))
+                for key, payload, seen_ttl, limit, held in items:
                     if limit and waiting >= limit:
                         out.append(InboxFull())
                     elif not _first_sighting(c, f"{self.box}:{key}", seen_ttl, now):
@@ -94,7 +94,9 @@ class SQLiteInbox(Inbox):
                     else:
                         cur = c.execute(
                             "INSERT INTO inbox(box, payload, owner, expires_at, attempts, recorded_at) VALUES (?,?,?,?,1,?)",
-                            (self.box, payload, self.owner, now + LEASE, now),
+                            # Unheld: owner '' until a processor claims it; still unclaimed when the
+                            # lease runs out, `reclaim` takes it like an abandoned entry.
+                            (self.box, payload, self.owner if held else "", now + LEASE, now),
                         )
                         out.append(Entry(str(cur.lastrowid), payload, 1, now))
                         waiting += 1
@@ -133,6 +135,20 @@ class SQLiteInbox(Inbox):
             await self.store._run(lambda c: c.executemany("DELETE FROM records WHERE kind=? AND key=?", drops))
         await self.file.run(lambda c: c.executemany("DELETE FROM inbox WHERE id=?", [(entry_id,) for entry_id, _ in items]))
         return [None] * len(items)
+
+    async def claim(self, limit: int) -> list[Entry]:
+        def q(c: sqlite3.Connection) -> list[Entry]:
+            now = self.store.clock()
+            with _transaction(c):
+                rows = c.execute(
+                    "UPDATE inbox SET owner=?, expires_at=? WHERE id IN "
+                    "(SELECT id FROM inbox WHERE box=? AND owner='' ORDER BY id LIMIT ?) "
+                    "RETURNING id, payload, attempts, recorded_at",
+                    (self.owner, now + LEASE, self.box, limit),
+                ).fetchall()
+            return [Entry(str(i), payload, attempts, recorded_at) for i, payload, attempts, recorded_at in sorted(rows)]
+
+        return await self.file.run(q)
 
     async def renew(self, entries: Sequence[Entry]) -> None:
         if not entries:

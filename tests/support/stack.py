@@ -32,6 +32,7 @@ class Stack:
         env: dict[str, str] | None = None,
         slack: bool = True,
         workers: int = 1,
+        processors: int = 0,
     ) -> None:
         self.tmp = Path(tmp)
         self.store = store
@@ -42,6 +43,7 @@ class Stack:
         self.extra_env = env or {}
         self.slack = slack
         self.workers = workers
+        self.processors = processors
         self.server: ServerProcess | None = None
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -62,7 +64,9 @@ class Stack:
         if self.redis_url:
             extra["SCIM_HELP_REDIS_URL"] = self.redis_url
         extra.update(self.extra_env)
-        args = ("--workers", str(self.workers)) if self.workers > 1 else ()
+        args: tuple[str, ...] = ("--workers", str(self.workers)) if self.workers > 1 else ()
+        if self.processors:
+            args += ("--processors", str(self.processors))
         self.server = ServerProcess(base_env(self.data_dir, **extra), args=args, cwd=self.tmp).start()
         return self
 

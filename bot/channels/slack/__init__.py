@@ -3,11 +3,13 @@ behind a durable inbox.
 
     ids.py        conversation ids and places (pure)
     payload.py    what a signed request may look like; what makes it a repeat
-    inbox.py      record → acknowledge → process; leases and taking over a dead process's requests
+    inbox.py      record → acknowledge → process (here, or in processor processes); leases and taking
+                  over a dead process's requests
     listeners.py  where the bot speaks; the turn and its outbox
     posting.py    the Web API client, posting, ephemeral notes, the outbox
     modal.py      the escalation hand-off modal and its post
-    app.py        SlackBot, the HTTP endpoint, Socket Mode, and `channel`: the one the settings ask for
+    app.py        SlackBot, the HTTP endpoint, Socket Mode, `channel`: the one the settings ask for, and
+                  `processor`: what a processor process runs
 
 Correctness under Slack's delivery rules
 - Requests are verified (signing secret, 5-minute timestamp window) before anything parses them.
@@ -34,6 +36,7 @@ from bot.channels.slack.app import (
     SlackEvents,
     SlackSocket,
     channel,
+    processor,
     start_socket_mode,
 )
 from bot.channels.slack.ids import (
@@ -68,6 +71,7 @@ __all__ = [
     "dm_conversation",
     "make_client",
     "parse_conversation",
+    "processor",
     "slash_conversation",
     "start_socket_mode",
     "strip_mention",

@@ -26,9 +26,10 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import doorbell
 from bot.admission import Gate, register
 from bot.channels.slack.core import CURRENT_JOB, OUTBOX, Job
-from bot.channels.slack.inbox import BACKLOG_WAIT, MAX_BACKLOG, SlackInbox
+from bot.channels.slack.inbox import BACKLOG_WAIT, MAX_BACKLOG, Role, SlackInbox
 from bot.channels.slack.listeners import Listeners
 from bot.channels.slack.modal import submission_errors
 from bot.channels.slack.payload import LAST_RETRY, check_payload, dedupe_key, last_retry
@@ -42,7 +43,7 @@ EVENTS_PATH = "/slack/events"
 
 
 class SlackBot(Listeners):
-    def __init__(self, conversations: Conversations, *, socket_mode: bool = False, client: AsyncWebClient | None = None) -> None:
+    def __init__(self, conversations: Conversations, *, socket_mode: bool = False, client: AsyncWebClient | None = None, role: Role | None = None) -> None:
         self.conversations = conversations
         self.settings = conversations.settings
         self.client = client or make_client(self.settings)
@@ -70,7 +71,10 @@ class SlackBot(Listeners):
         self.register(self.app)
         # Acknowledged but unfinished requests of this process.
         self.backlog = Gate("slack", MAX_BACKLOG, wait=BACKLOG_WAIT)
-        self.inbox = SlackInbox(self, conversations.inbox("slack"), self.backlog)
+        if role is None:
+            # Socket Mode records in the one process that holds the connection and runs what it records.
+            role = "record" if self.settings.slack_processors and not socket_mode else "inline"
+        self.inbox = SlackInbox(self, conversations.inbox("slack"), self.backlog, role, doorbell.inherited)
 
     # ---- HTTP ------------------------------------------------------------------------------------
 
@@ -203,14 +207,20 @@ def channel(conversations: Conversations) -> Channel:
     return SlackSocket(conversations)
 
 
+def processor(conversations: Conversations) -> SlackEvents:
+    """What a processor process runs (`serve --processors M`): the channel without its routes, claiming
+    and running the Slack requests the workers recorded. start / stop / close as for the channel."""
+    return SlackEvents(conversations, role="process")
+
+
 class SlackEvents:
     """HTTP mode: Slack's Events API, slash command and interactivity, all on the one request URL
     `/slack/events` of the shared aiohttp app."""
 
     name = "slack"
 
-    def __init__(self, conversations: Conversations) -> None:
-        self.bot = SlackBot(conversations)
+    def __init__(self, conversations: Conversations, role: Role | None = None) -> None:
+        self.bot = SlackBot(conversations, role=role)
         self._session_owned = False
 
     def mount(self, app: web.Application) -> None:

@@ -7,6 +7,12 @@
     every SWEEP seconds          renews the leases of the entries in progress; takes over entries of
                                  processes that died (SIGKILL, OOM, a lost pod) and processes them
 
+With processor processes (`serve --processors M`, role "record" here and "process" there) the split is
+across processes: the HTTP workers only verify, record (unheld) and acknowledge, and ring the doorbell
+(bot/doorbell.py); the processors claim entries oldest first, process them and sweep. A worker then never
+runs a turn, so its acknowledgements never wait behind one, and the processors run at a lower CPU
+priority than the workers (bot/workers.py): when the machine is short of CPU, answers are late, acks not.
+
 A request is acknowledged only after `put` has returned: Slack does not deliver an event again once it has
 had a 200 for it, so anything acknowledged must be on disk (SQLite) or in Redis first. When the store
 cannot record it the answer is a 503, and Slack delivers it again later.
@@ -26,10 +32,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.admission import Gate, Release
 from bot.channels.slack.core import OUTBOX, Job
+from bot.doorbell import POLL
 from bot.service import LEASE, Entry, Inbox, InboxFull, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.channels.slack.app import SlackBot
+    from bot.doorbell import Doorbell
 
 log = logging.getLogger("scim_help.slack")
 
@@ -57,14 +65,28 @@ RECLAIM = 100
 # A processing failure (the store unreachable) is tried again after RETRY_DELAY seconds, doubling.
 RETRY_DELAY = 1.0
 
+# Entries a processor holds at once (claimed, in progress). Small, so that processors share the work and
+# an entry a processor cannot start soon is left for another; the runtime admits fewer turns still.
+IN_HAND = 32
+# A processor claims when at least this many entries fit (or it holds none): one claim per batch of
+# finished entries, not one store round trip per entry.
+CLAIM_BATCH = 8
+
 Outcome = Literal["recorded", "repeat", "busy", "unavailable"]
+# inline: record and process here (one process, or workers without processors); record: record only, for
+# the processors; process: claim and process what the workers recorded (a processor process).
+Role = Literal["inline", "record", "process"]
 
 
 class SlackInbox:
-    def __init__(self, bot: SlackBot, inbox: Inbox, gate: Gate) -> None:
+    def __init__(self, bot: SlackBot, inbox: Inbox, gate: Gate, role: Role = "inline", doorbell: Doorbell | None = None) -> None:
         self.bot = bot
         self.inbox = inbox
         self.gate = gate
+        self.role = role
+        self.doorbell = doorbell
+        self._work = asyncio.Event()
+        self._claimer: asyncio.Task[None] | None = None
         self._live: dict[str, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -78,6 +100,8 @@ class SlackInbox:
         release = None if last_chance else await self.gate.enter()
         if release is None and not last_chance:
             return "busy"
+        if self.role == "record":
+            return await self._record(key, payload, last_chance, release)
         entry = None
         try:
             entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=INBOX_LIMIT)
@@ -93,6 +117,27 @@ class SlackInbox:
         if entry is None:
             return "repeat"
         self._spawn(entry, release)
+        return "recorded"
+
+    async def _record(self, key: str, payload: dict[str, Any], last_chance: bool, release: Release | None) -> Outcome:
+        """Record for the processors. The gate here bounds only the requests being recorded. What waits for
+        the processors is in the store, not in this process's memory, so it is bounded by INBOX_LIMIT
+        alone: an answer some seconds late beats a refusal, which Slack retries after a minute at best."""
+        try:
+            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=INBOX_LIMIT, held=False)
+        except InboxFull:
+            log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": INBOX_LIMIT})
+            return "busy"
+        except (StoreUnavailable, TimeoutError, OSError) as exc:
+            log.warning("slack request not recorded: store unavailable", extra={"error": type(exc).__name__})
+            return "unavailable"
+        finally:
+            if release is not None:
+                release()
+        if entry is None:
+            return "repeat"
+        if self.doorbell is not None:
+            self.doorbell.ring()
         return "recorded"
 
     # ---- processing ------------------------------------------------------------------------------
@@ -116,6 +161,7 @@ class SlackInbox:
             self._live.pop(job.entry.id, None)
             if release is not None:
                 release()
+            self._work.set()  # room for a processor to claim more
 
     async def _attempt(self, job: Job) -> bool:
         """True when the entry is finished with (done, or dropped after an error that retrying won't fix)."""
@@ -139,8 +185,41 @@ class SlackInbox:
     # ---- leases and recovery ---------------------------------------------------------------------
 
     def start(self) -> None:
+        """inline and process: sweep (and a processor claims); record: nothing runs here."""
+        if self.role == "record":
+            return
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="slack-inbox-sweep")
+        if self.role == "process" and self._claimer is None:
+            if self.doorbell is not None:
+                self.doorbell.listen(asyncio.get_running_loop(), self._work.set)
+            self._claimer = asyncio.create_task(self._claim_forever(), name="slack-inbox-claim")
+
+    async def _claim_forever(self) -> None:
+        """Claim what the workers recorded, oldest first, while there is room; then wait for the doorbell,
+        for room, or POLL seconds."""
+        while not self._stopping:
+            room = IN_HAND - len(self._live)
+            if room >= CLAIM_BATCH or not self._live:
+                self._work.clear()  # before looking: a ring during the claim is not lost
+                try:
+                    taken = await self.inbox.claim(room)
+                except (StoreUnavailable, TimeoutError, OSError) as exc:
+                    log.debug("slack inbox claim skipped", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(RETRY_DELAY)
+                    continue
+                except Exception:  # the claimer must keep running
+                    log.exception("slack inbox claim failed")
+                    await asyncio.sleep(RETRY_DELAY)
+                    continue
+                for entry in taken:
+                    self._spawn(entry, None)
+                if len(taken) == room:
+                    continue  # more may be waiting: look again when there is room
+            try:
+                await asyncio.wait_for(self._work.wait(), POLL)
+            except TimeoutError:
+                pass
 
     async def _sweep_forever(self) -> None:
         while not self._stopping:
@@ -173,6 +252,11 @@ class SlackInbox:
         """Stop taking over entries; let the ones in progress finish (up to `timeout`). Whatever is left
         stays recorded and is taken over by another process or after the restart."""
         self._stopping = True
+        if self._claimer is not None:
+            if self.doorbell is not None:
+                self.doorbell.stop_listening(asyncio.get_running_loop())
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
