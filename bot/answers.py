@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from bot.text import normalize
 from knowledge.schema import Answer, Bundle, Check
@@ -23,6 +23,10 @@ PHRASE_FUZZY = 40
 LEXICON_START = 30
 LEXICON_ANYWHERE = 25
 AMBIGUITY_MARGIN = 3
+# Reports are long and full of near-misses ("scoping filter on X" vs "no scoping filter"): only cues this
+# long may match approximately, and only very closely.
+REPORT_FUZZY_MIN = 20
+REPORT_FUZZY_CUTOFF = 95
 
 
 def _norm_list(items: list[str]) -> list[str]:
@@ -92,6 +96,15 @@ class AnswerMatcher:
         self._cues = {
             (check.id, ans.id): _Phrases(ans.report_cues) for check in bundle.pack.checks for ans in check.answers
         }
+        # Every check's report cues at once: the reader asks about each open check in turn, with one text.
+        # Each distinct phrase is searched once, and the long ones are compared in one rapidfuzz call.
+        self._by_cue: dict[str, list[tuple[str, str]]] = {}
+        for key, phrases in self._cues.items():
+            for phrase in phrases.phrases:
+                self._by_cue.setdefault(phrase, []).append(key)
+        self._cue_patterns = [(phrase, _word_re(phrase), keys) for phrase, keys in self._by_cue.items()]
+        self._long_cues = [phrase for phrase in self._by_cue if len(phrase) >= REPORT_FUZZY_MIN]
+        self._last_report: tuple[str, dict[tuple[str, str], float]] = ("", {})
 
     # -- answers to a check --------------------------------------------------------------------
 
@@ -125,12 +138,11 @@ class AnswerMatcher:
 
     def from_report_norm(self, check: Check, t: str) -> Answer | None:
         """`from_report` on text already normalised (`bot.text.normalize`)."""
+        scores = self._report_scores(t)
         best: tuple[float, Answer] | None = None
         tie = False
         for ans in check.answers:
-            # Reports are long and full of near-misses ("scoping filter on X" vs "no scoping filter"):
-            # only long cues may match approximately, and only very closely.
-            score = self._cues[(check.id, ans.id)].best(t, fuzzy_min_len=20, cutoff=95)
+            score = scores.get((check.id, ans.id), 0.0)
             if not score:
                 continue
             if best is None or score > best[0]:
@@ -139,6 +151,28 @@ class AnswerMatcher:
             elif best[0] - score < AMBIGUITY_MARGIN:
                 tie = True
         return None if best is None or tie else best[1]
+
+    def _report_scores(self, t: str) -> dict[tuple[str, str], float]:
+        """Every (check, answer)'s score for report text `t`, as `_Phrases.best(t, REPORT_FUZZY_MIN,
+        REPORT_FUZZY_CUTOFF)` on its cues gives it: its longest cue found whole-word, else its longest cue
+        found approximately. The last text's scores are kept."""
+        if t and self._last_report[0] == t:
+            return self._last_report[1]
+        exact: dict[tuple[str, str], float] = {}
+        for phrase, rx, keys in self._cue_patterns:
+            if phrase in t and rx.search(t):
+                for key in keys:
+                    exact[key] = max(exact.get(key, 0.0), PHRASE + len(phrase))
+        fuzzy: dict[tuple[str, str], float] = {}
+        candidates = [p for p in self._long_cues if len(t) >= len(p) - 2 and any(k not in exact for k in self._by_cue[p])]
+        if candidates:
+            for phrase, _score, _i in process.extract(t, candidates, scorer=fuzz.partial_ratio, score_cutoff=REPORT_FUZZY_CUTOFF, limit=None):
+                for key in self._by_cue[phrase]:
+                    if key not in exact:
+                        fuzzy[key] = max(fuzzy.get(key, 0.0), PHRASE_FUZZY + len(phrase))
+        scores = fuzzy | exact
+        self._last_report = (t, scores)
+        return scores
 
     # -- generic replies -----------------------------------------------------------------------
 
