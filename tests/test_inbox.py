@@ -148,3 +148,24 @@ async def test_sqlite_database_held_by_another_program_never_blocks_the_loop(tmp
         assert await store.load("k") == "v2"
     finally:
         await store.close()
+
+
+async def test_a_recording_worker_refuses_beyond_the_backlog_but_takes_slacks_last_retry(monkeypatch):
+    """What waits for the processors is bounded in the store: beyond it Slack gets a 503 and delivers again,
+    except its last retry, which is always recorded. The worker never runs the entry itself."""
+    from bot.admission import Gate
+    from bot.channels.slack import inbox as slack_inbox
+    from bot.doorbell import Doorbell
+    from bot.store.memory import MemoryStore
+
+    monkeypatch.setattr(slack_inbox, "RECORDED_BACKLOG", 2)
+    store = MemoryStore()
+    bell = Doorbell()
+    worker = slack_inbox.SlackInbox(None, store.inbox("slack"), Gate("slack", 300), "record", bell)  # type: ignore[arg-type]
+    outcomes = [await worker.accept(f"evt-{i}", {"n": i}, last_chance=False) for i in range(3)]
+    assert outcomes == ["recorded", "recorded", "busy"]
+    assert await worker.accept("evt-2", {"n": 2}, last_chance=True) == "recorded"
+    assert await worker.accept("evt-0", {"n": 0}, last_chance=True) == "repeat"
+    assert worker.in_progress == 0  # recorded for the processors, run by none here
+    processor_side = store.inbox("slack")
+    assert [e.payload for e in await processor_side.claim(10)] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']

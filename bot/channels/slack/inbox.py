@@ -65,6 +65,11 @@ RECLAIM = 100
 # A processing failure (the store unreachable) is tried again after RETRY_DELAY seconds, doubling.
 RETRY_DELAY = 1.0
 
+# Entries waiting for the processors (all workers together) beyond which a new request is refused and Slack
+# delivers it again: a few seconds of the processors' work (300-400 answered/s on the 2-core VM), so an
+# answer is late by seconds, not minutes. Unbounded, a closed-loop burst acknowledged at ~3,000/s filled
+# the inbox to its limit and the answers trailed by a minute. Slack's last retry is always taken.
+RECORDED_BACKLOG = 2000
 # Entries a processor holds at once (claimed, in progress). Small, so that processors share the work and
 # an entry a processor cannot start soon is left for another; the runtime admits fewer turns still.
 IN_HAND = 32
@@ -120,13 +125,13 @@ class SlackInbox:
         return "recorded"
 
     async def _record(self, key: str, payload: dict[str, Any], last_chance: bool, release: Release | None) -> Outcome:
-        """Record for the processors. The gate here bounds only the requests being recorded. What waits for
-        the processors is in the store, not in this process's memory, so it is bounded by INBOX_LIMIT
-        alone: an answer some seconds late beats a refusal, which Slack retries after a minute at best."""
+        """Record for the processors. The gate here bounds only the requests being recorded; what waits for
+        the processors is in the store and bounded there (RECORDED_BACKLOG)."""
+        limit = INBOX_LIMIT if last_chance else RECORDED_BACKLOG
         try:
-            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=INBOX_LIMIT, held=False)
+            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=limit, held=False)
         except InboxFull:
-            log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": INBOX_LIMIT})
+            log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": limit})
             return "busy"
         except (StoreUnavailable, TimeoutError, OSError) as exc:
             log.warning("slack request not recorded: store unavailable", extra={"error": type(exc).__name__})
