@@ -91,8 +91,12 @@ class Batcher(Generic[T, R]):
     load, and no added wait for a lone one. `run` returns a result per item, in order; an Exception in
     that list is raised to that item's caller only."""
 
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R | Exception]]], linger: float = 0.0) -> None:
         self._run = run
+        # Seconds the first caller waits for others to join its batch: for writes nobody waits on (an entry
+        # done), fewer and larger transactions; with statements run at once (bot/store/sqlite_file.py) no
+        # call would ever find a batch being written to join.
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
 
@@ -104,6 +108,8 @@ class Batcher(Generic[T, R]):
             # meanwhile is written by a task, so this caller does not wait for others.
             self._running = True
             try:
+                if self._linger:
+                    await asyncio.sleep(self._linger)
                 await self._one_batch()
             finally:
                 if self._pending:

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)
 
 _Put = tuple[str, str, int, int, bool]  # key, payload, seen_ttl, limit, held
 _Done = tuple[int, tuple[tuple[str, str], ...]]  # entry id, records to drop
+# How long a finished entry waits for others to be removed with it (seconds).
+DONE_LINGER = 0.02
 # Expired request keys are removed every PURGE_EVERY recordings, not on each.
 PURGE_EVERY = 500
 
@@ -75,7 +77,9 @@ class SQLiteInbox(Inbox):
         self.box = box
         self.owner = store._owner
         self._puts: Batcher[_Put, Entry | None] = Batcher(self._put_batch)
-        self._dones: Batcher[_Done, None] = Batcher(self._done_batch)
+        # Nobody waits on `done` (the answer is posted): batched, the file's lock is taken a tenth as often,
+        # and a recording worker finds it free more often.
+        self._dones: Batcher[_Done, None] = Batcher(self._done_batch, linger=DONE_LINGER)
 
     async def put(self, key: str, payload: str, *, seen_ttl: int, limit: int = 0, held: bool = True) -> Entry | None:
         return await self._puts.submit((key, payload, seen_ttl, limit, held))
