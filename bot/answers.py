@@ -93,15 +93,13 @@ class AnswerMatcher:
             for ans in check.answers:
                 self._answers[(check.id, ans.id)] = _Phrases(ans.says + ans.report_cues)
                 self._labels[(check.id, ans.id)] = normalize(ans.label)
-        self._cues = {
-            (check.id, ans.id): _Phrases(ans.report_cues) for check in bundle.pack.checks for ans in check.answers
-        }
         # Every check's report cues at once: the reader asks about each open check in turn, with one text.
         # Each distinct phrase is searched once, and the long ones are compared in one rapidfuzz call.
         self._by_cue: dict[str, list[tuple[str, str]]] = {}
-        for key, phrases in self._cues.items():
-            for phrase in phrases.phrases:
-                self._by_cue.setdefault(phrase, []).append(key)
+        for check in bundle.pack.checks:
+            for ans in check.answers:
+                for phrase in _norm_list(ans.report_cues):
+                    self._by_cue.setdefault(phrase, []).append((check.id, ans.id))
         self._cue_patterns = [(phrase, _word_re(phrase), keys) for phrase, keys in self._by_cue.items()]
         self._long_cues = [phrase for phrase in self._by_cue if len(phrase) >= REPORT_FUZZY_MIN]
         self._last_report: tuple[str, dict[tuple[str, str], float]] = ("", {})

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -143,17 +143,22 @@ class RedisInbox(Inbox):
         return [None] * len(items)
 
     async def claim(self, limit: int) -> list[Entry]:
+        return await self._none_yet_or(self._claim(limit))
+
+    async def _claim(self, limit: int) -> list[Entry]:
+        await self._say_alive(time.time())
+        return await self._read_new(limit, attempts=1)
+
+    async def _none_yet_or(self, work: Awaitable[list[Entry]]) -> list[Entry]:
+        """`work`'s entries; none when nothing was recorded since Redis started (no group yet)."""
         try:
-            await self._say_alive(time.time())
-            got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
+            return await work
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
-                return []  # nothing recorded since Redis started
+                return []
             raise StoreUnavailable(f"redis: {exc}") from exc
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-        # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
-        return [_entry(i, fields, 1) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]
 
     async def _say_alive(self, now: float, force: bool = False) -> None:
         if force or now - self._alive_at > ALIVE / 3:
@@ -172,19 +177,15 @@ class RedisInbox(Inbox):
             raise StoreUnavailable(f"redis: {exc}") from exc
 
     async def reclaim(self, limit: int = 100) -> list[Entry]:
-        try:
-            await self._say_alive(time.time())
-            taken = await self._from_dead_consumers(limit)
-            if len(taken) < limit:
-                taken += await self._idle(limit - len(taken))
-            if len(taken) < limit:
-                taken += await self._undelivered(limit - len(taken))
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                return []  # nothing recorded since Redis started
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
+        return await self._none_yet_or(self._reclaim(limit))
+
+    async def _reclaim(self, limit: int) -> list[Entry]:
+        await self._say_alive(time.time())
+        taken = await self._from_dead_consumers(limit)
+        if len(taken) < limit:
+            taken += await self._idle(limit - len(taken))
+        if len(taken) < limit:
+            taken += await self._undelivered(limit - len(taken))
         return taken
 
     async def _from_dead_consumers(self, limit: int) -> list[Entry]:
@@ -222,9 +223,13 @@ class RedisInbox(Inbox):
         recorded_ms = int(str(oldest[0][0]).partition("-")[0])
         if time.time() * 1000 - recorded_ms < LEASE * 1000:
             return []
+        return await self._read_new(limit, attempts=2)
+
+    async def _read_new(self, limit: int, attempts: int) -> list[Entry]:
+        """The oldest entries never delivered to a consumer, now this one's (XREADGROUP `>`)."""
         got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=limit)
         # redis-py types stream replies as a union of every reply shape; these are lists of (id, fields) pairs.
-        return [_entry(i, fields, 2) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]
+        return [_entry(i, fields, attempts) for _, entries in got or [] for i, fields in entries if fields]  # type: ignore[str-unpack, arg-type, union-attr]
 
     async def close(self) -> None:
         try:

@@ -104,35 +104,17 @@ class SlackInbox:
     # ---- the handler's side ----------------------------------------------------------------------
 
     async def accept(self, key: str, payload: dict[str, Any], *, last_chance: bool) -> Outcome:
-        """Record the request and start processing it; what to answer the platform."""
+        """Record the request and start processing it (role "record": ring the processors instead); what to
+        answer the platform. Recording for the processors, the gate bounds only the requests being recorded:
+        what waits for them is in the store and bounded there (RECORDED_BACKLOG)."""
         release = None if last_chance else await self.gate.enter()
         if release is None and not last_chance:
             return "busy"
-        if self.role == "record":
-            return await self._record(key, payload, last_chance, release)
+        for_processors = self.role == "record"
+        limit = RECORDED_BACKLOG if for_processors and not last_chance else INBOX_LIMIT
         entry = None
         try:
-            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=INBOX_LIMIT)
-        except InboxFull:
-            log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": INBOX_LIMIT})
-            return "busy"
-        except (StoreUnavailable, TimeoutError, OSError) as exc:
-            log.warning("slack request not recorded: store unavailable", extra={"error": type(exc).__name__})
-            return "unavailable"
-        finally:
-            if entry is None and release is not None:
-                release()
-        if entry is None:
-            return "repeat"
-        self._spawn(entry, release)
-        return "recorded"
-
-    async def _record(self, key: str, payload: dict[str, Any], last_chance: bool, release: Release | None) -> Outcome:
-        """Record for the processors. The gate here bounds only the requests being recorded; what waits for
-        the processors is in the store and bounded there (RECORDED_BACKLOG)."""
-        limit = INBOX_LIMIT if last_chance else RECORDED_BACKLOG
-        try:
-            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=limit, held=False)
+            entry = await self.inbox.put(key, json.dumps(payload), seen_ttl=SEEN_TTL, limit=limit, held=not for_processors)
         except InboxFull:
             log.warning("slack inbox full: request refused for Slack to deliver again", extra={"limit": limit})
             return "busy"
@@ -140,11 +122,13 @@ class SlackInbox:
             log.warning("slack request not recorded: store unavailable", extra={"error": type(exc).__name__})
             return "unavailable"
         finally:
-            if release is not None:
+            if release is not None and (entry is None or for_processors):
                 release()
         if entry is None:
             return "repeat"
-        if self.doorbell is not None:
+        if not for_processors:
+            self._spawn(entry, release)
+        elif self.doorbell is not None:
             self.doorbell.ring()
         return "recorded"
 
